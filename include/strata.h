@@ -1,0 +1,248 @@
+/*
+ * strata.h - the public interface of strata, an embedded LSM-tree key-value store.
+ *
+ * This is the only installed header. Handles are opaque. Every function that can
+ * fail returns an int status: STRATA_OK (0) or one of the negative STRATA_* codes
+ * below. Out-parameters are written only on success.
+ *
+ * Threads: every call on a strata_db may be made from any thread at the same
+ * time, except strata_close, which must be the last call on that handle. A
+ * strata_batch belongs to one thread at a time.
+ *
+ * Memory: keys and values passed in are copied before the call returns; the
+ * caller keeps ownership of its buffers. Memory that strata returns (the value
+ * of strata_get) belongs to the caller and is released with strata_free.
+ */
+#ifndef STRATA_H
+#define STRATA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(STRATA_BUILDING) && defined(__GNUC__)
+#define STRATA_API __attribute__((visibility("default")))
+#else
+#define STRATA_API
+#endif
+
+#define STRATA_VERSION_MAJOR 0
+#define STRATA_VERSION_MINOR 1
+#define STRATA_VERSION_PATCH 0
+#define STRATA_VERSION_NUMBER                                                    \
+    (STRATA_VERSION_MAJOR * 10000 + STRATA_VERSION_MINOR * 100 + STRATA_VERSION_PATCH)
+
+/* The library's version as "MAJOR.MINOR.PATCH"; may differ from the header's
+   when linked against another build. Static storage, never NULL. */
+STRATA_API const char *strata_version(void);
+
+typedef struct strata_db strata_db;
+typedef struct strata_batch strata_batch;
+
+/* ---------------------------------------------------------------- status codes */
+
+/* The one list of status codes: it generates the enum below and the strings of
+   strata_strerror, so the two cannot drift apart. */
+#define STRATA_STATUS_MAP(X)                                                     \
+    X(OK, 0, "ok")                                                               \
+    X(NOTFOUND, -1, "not found")                                                 \
+    X(INVALID, -2, "invalid argument")                                           \
+    X(CORRUPTION, -3, "corruption")                                              \
+    X(IO, -4, "I/O error")                                                       \
+    X(NOSPACE, -5, "no space left on device")                                    \
+    X(NOMEM, -6, "out of memory")                                                \
+    X(BUSY, -7, "database is locked by another handle")                          \
+    X(READONLY, -8, "writes stopped after an error")
+
+#define STRATA_STATUS_ENUM_(name, code, text) STRATA_##name = (code),
+enum { STRATA_STATUS_MAP(STRATA_STATUS_ENUM_) };
+#undef STRATA_STATUS_ENUM_
+
+/* A short English description of a status code. Unknown codes give
+   "unknown status". Static storage, never NULL, thread-safe. */
+STRATA_API const char *strata_strerror(int status);
+
+/* ---------------------------------------------------------------- limits */
+
+/* Longest key accepted (bytes). Longer keys give STRATA_INVALID. */
+#define STRATA_MAX_KEY_LEN ((size_t)64 * 1024)
+/* Longest value accepted (bytes). Longer values give STRATA_INVALID. */
+#define STRATA_MAX_VALUE_LEN ((size_t)64 * 1024 * 1024)
+/* Largest encoded batch accepted by strata_write (bytes, keys and values plus a
+   few bytes of framing per entry). Larger batches give STRATA_INVALID. */
+#define STRATA_MAX_BATCH_BYTES ((size_t)512 * 1024 * 1024)
+
+/* ---------------------------------------------------------------- durability */
+
+/* What a write waits for before it returns. doc/guarantees.md says what each
+   level survives. */
+enum {
+    STRATA_DURABLE_FSYNC,  /* WAL write + fdatasync (shared by a commit group): survives power loss */
+    STRATA_DURABLE_WRITE,  /* WAL write(2): survives a process crash (the default) */
+    STRATA_DURABLE_ASYNC,  /* memtable only; a background syncer writes and fsyncs the WAL
+                              every sync_interval_ms: survives what was synced by then */
+    STRATA_DURABLE_MEMORY, /* memtable only, never in the WAL: lost on any crash until
+                              flushed to a table */
+};
+
+/* ---------------------------------------------------------------- options */
+
+typedef struct strata_options {
+    int create_if_missing;     /* create the directory and database if absent; default 1 */
+    int error_if_exists;       /* fail with STRATA_INVALID if a database exists; default 0 */
+    int durability;            /* default level of writes whose options are NULL; default WRITE */
+    unsigned sync_interval_ms; /* period of the ASYNC background syncer, 1..3600000; default 1000 */
+    size_t memtable_bytes;     /* memtable budget, 64 KiB..4 GiB; default 64 MiB */
+    size_t block_bytes;        /* table block size, 256 B..16 MiB; default 4 KiB */
+    size_t target_file_bytes;  /* table file size, 64 KiB..4 GiB; default 64 MiB */
+    int bloom_bits_per_key;    /* 0..40, 0 = no filter; default 10 */
+    int compression_level;     /* zstd level 0..19, 0 = none; default 0 */
+    size_t block_cache_bytes;  /* default 64 MiB */
+    int background_threads;    /* 1..64; default 2 */
+    int l0_compaction_trigger; /* default 4 */
+    int l0_slowdown_trigger;   /* default 20 */
+    int l0_stop_trigger;       /* default 36; must be >= slowdown >= compaction trigger >= 1 */
+    /* Called once, from a background thread, when an error stops writes. May be NULL. */
+    void (*on_background_error)(void *ctx, int status, const char *message);
+    void *ctx; /* passed to on_background_error */
+    /* More fields may follow in later versions: always start from strata_options_init(). */
+} strata_options;
+
+/* Fills *opts with the defaults above. opts must not be NULL. */
+STRATA_API void strata_options_init(strata_options *opts);
+
+typedef struct strata_write_options {
+    int durability; /* one of STRATA_DURABLE_*; strata_write_options_init sets the
+                       database's default */
+} strata_write_options;
+
+/* Sets wo->durability to STRATA_DURABLE_WRITE. */
+STRATA_API void strata_write_options_init(strata_write_options *wo);
+
+typedef struct strata_read_options {
+    int verify_checksums; /* check block checksums on read; default 1 */
+    int fill_cache;       /* keep blocks read in the block cache; default 1 */
+    /* Snapshots and iterator bounds arrive with those features; always start
+       from strata_read_options_init(). */
+} strata_read_options;
+
+/* Fills *ro with the defaults. ro must not be NULL. */
+STRATA_API void strata_read_options_init(strata_read_options *ro);
+
+/* ---------------------------------------------------------------- open / close */
+
+/* Opens (and with create_if_missing, creates) the database in directory path.
+ * opts may be NULL for the defaults. On success *db is a new handle the caller
+ * owns until strata_close. Recovery replays the write-ahead log: a torn tail left
+ * by a crash is truncated (the LOG file says how many bytes were dropped).
+ *
+ * Returns STRATA_OK; STRATA_INVALID for NULL path/db, bad options, a missing
+ * database without create_if_missing, or an existing one with error_if_exists;
+ * STRATA_BUSY if another handle (in this or another process) has it open;
+ * STRATA_CORRUPTION if a log is damaged where it was known to be synced;
+ * STRATA_IO, STRATA_NOSPACE or STRATA_NOMEM. On failure no handle exists. */
+STRATA_API int strata_open(const char *path, const strata_options *opts, strata_db **db);
+
+/* Makes every write so far durable (as strata_sync), stops the background
+ * threads, releases the lock and frees the handle, which must not be used again
+ * even when an error is returned. NULL is accepted and does nothing.
+ * Returns STRATA_OK or the error of the final sync (the handle is freed anyway). */
+STRATA_API int strata_close(strata_db *db);
+
+/* ---------------------------------------------------------------- reads and writes */
+
+/* Stores val under key. wo may be NULL (the database's default durability).
+ * key may be NULL only when klen is 0 (empty keys are allowed); the same for val.
+ * Returns STRATA_OK; STRATA_INVALID for a NULL db, NULL pointers with non-zero
+ * length, klen > STRATA_MAX_KEY_LEN, vlen > STRATA_MAX_VALUE_LEN or a bad
+ * durability level; STRATA_READONLY once an error has stopped writes; STRATA_IO
+ * or STRATA_NOSPACE if this write's log I/O failed (writes stop after it). */
+STRATA_API int strata_put(strata_db *db, const strata_write_options *wo, const void *key,
+                          size_t klen, const void *val, size_t vlen);
+
+/* Removes key (a no-op if absent). Arguments and returns as strata_put. */
+STRATA_API int strata_delete(strata_db *db, const strata_write_options *wo, const void *key,
+                             size_t klen);
+
+/* Looks key up in the latest state. ro may be NULL. On STRATA_OK, *val points at a
+ * fresh copy of the value (malloc'd even when vlen is 0) that the caller frees with
+ * strata_free, and *vlen is its length. Returns STRATA_OK; STRATA_NOTFOUND;
+ * STRATA_INVALID for NULL db/val/vlen or a NULL key with non-zero klen;
+ * STRATA_NOMEM. */
+STRATA_API int strata_get(strata_db *db, const strata_read_options *ro, const void *key,
+                          size_t klen, void **val, size_t *vlen);
+
+/* Frees memory returned by strata. NULL is accepted. */
+STRATA_API void strata_free(void *p);
+
+/* ---------------------------------------------------------------- batches */
+
+/* A batch collects puts and deletes that strata_write applies atomically: after
+ * any crash either all of them are present or none. Batch calls copy keys and
+ * values. */
+
+/* Returns a new empty batch the caller frees with strata_batch_free, or NULL when
+   out of memory. */
+STRATA_API strata_batch *strata_batch_new(void);
+
+/* Adds a put. Returns STRATA_OK; STRATA_INVALID for a NULL batch, NULL pointers
+   with non-zero length, oversized key or value, or a batch that would exceed
+   STRATA_MAX_BATCH_BYTES; STRATA_NOMEM (the batch is unchanged). */
+STRATA_API int strata_batch_put(strata_batch *b, const void *key, size_t klen, const void *val,
+                                size_t vlen);
+
+/* Adds a delete. Returns as strata_batch_put. */
+STRATA_API int strata_batch_delete(strata_batch *b, const void *key, size_t klen);
+
+/* Removes every entry; the batch can be reused. NULL is accepted. */
+STRATA_API void strata_batch_clear(strata_batch *b);
+
+/* Frees the batch. NULL is accepted. */
+STRATA_API void strata_batch_free(strata_batch *b);
+
+/* Number of entries in the batch (0 for NULL). */
+STRATA_API size_t strata_batch_count(const strata_batch *b);
+
+/* Applies every entry of b, in order, as one atomic write; b is not modified and
+ * stays owned by the caller. An empty batch succeeds without writing. Returns as
+ * strata_put (STRATA_INVALID also for a NULL batch). */
+STRATA_API int strata_write(strata_db *db, const strata_write_options *wo, strata_batch *b);
+
+/* ---------------------------------------------------------------- durability control */
+
+/* Makes every write acknowledged so far durable: writes out what the ASYNC syncer
+ * has not written yet and fdatasyncs the log. Returns STRATA_OK; STRATA_INVALID
+ * for NULL; STRATA_READONLY after an earlier error; STRATA_IO or STRATA_NOSPACE if
+ * the write or fdatasync failed (writes stop: a failed fdatasync is never retried). */
+STRATA_API int strata_sync(strata_db *db);
+
+/* ---------------------------------------------------------------- statistics */
+
+typedef struct strata_stats {
+    uint64_t live_keys_estimate;  /* puts minus deletes applied to the memtables (estimate) */
+    uint64_t wal_records;         /* log records written since open */
+    uint64_t wal_bytes;           /* log bytes written since open */
+    uint64_t wal_syncs;           /* fdatasync calls on the log since open */
+    uint64_t memtable_bytes;      /* memory held by the active memtable */
+    uint64_t immutable_memtables; /* memtables waiting to be flushed */
+    int levels;                   /* entries used in the arrays below */
+    uint64_t level_files[8], level_bytes[8];
+    uint64_t user_bytes_written; /* key + value bytes accepted by writes since open */
+    uint64_t flush_bytes_written, compaction_bytes_read, compaction_bytes_written;
+    double write_amplification; /* (wal + flush + compaction bytes written) / user bytes */
+    uint64_t compactions, stall_micros, block_cache_hits, block_cache_misses, bloom_negatives;
+    uint64_t writes;        /* write calls acknowledged since open */
+    uint64_t write_groups;  /* commit groups those writes were gathered into */
+    int background_error;   /* STRATA_OK or the error that stopped writes */
+} strata_stats;
+
+/* Fills *out with counters of db. Returns STRATA_OK or STRATA_INVALID for NULL. */
+STRATA_API int strata_stats_get(strata_db *db, strata_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* STRATA_H */

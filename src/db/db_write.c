@@ -1,0 +1,321 @@
+/*
+ * db_write.c - the write path: writer queue, group commit, durability levels,
+ * and the ASYNC background syncer.
+ *
+ * Every write (and every strata_sync) joins a FIFO queue of writers. The writer
+ * at the head is the leader: it takes a group of queued writers, releases the
+ * mutex, stamps sequence numbers, appends one WAL record per batch, issues one
+ * pwrite for the group and at most one fdatasync, inserts the batches into the
+ * memtable, and then publishes the group's last sequence and wakes the members.
+ *
+ *   queued --(head of queue)--> leader --lead()--> done (status set by leader)
+ *   queued --(leader took it into its group)-----> done
+ *
+ * INVARIANTS
+ * 1. At most one leader exists; only the leader touches db->wal, db->wal_dirty
+ *    and adds to the memtable, so WAL order equals sequence order equals
+ *    memtable insertion order.
+ * 2. last_seq is published only after every batch up to it is wholly in the
+ *    memtable, so a reader never sees part of a batch.
+ * 3. A member returns only after what its level promises: FSYNC after the
+ *    group's fdatasync, WRITE after the pwrite, ASYNC and MEMORY after the
+ *    memtable insert. ASYNC records wait in the WAL writer's buffer and are
+ *    written, in order, by the next pwrite of anyone.
+ * 4. After any WAL failure bg_error is set and no later group writes; a failed
+ *    fdatasync is never retried.
+ */
+#include <string.h>
+
+#include "db/db_int.h"
+#include "util/coding.h"
+#include "util/ikey.h"
+#include "util/mem.h"
+#include "util/status.h"
+
+/* A group stops growing at this many bytes (or at leader + 128 KiB for a small
+   leader, so one small write is not delayed behind a large group). */
+#define GROUP_MAX_BYTES ((size_t)1 << 20)
+#define GROUP_SMALL_LEADER ((size_t)128 << 10)
+/* ASYNC records buffered past this are written out without waiting for the syncer. */
+#define ASYNC_BUFFER_LIMIT ((size_t)1 << 20)
+
+static int needs_sync(const struct writer *w)
+{
+    return w->batch == NULL || w->durability == STRATA_DURABLE_FSYNC;
+}
+
+static int insert_entry(void *ctx, uint64_t seq, int kind, const void *key, size_t klen,
+                        const void *val, size_t vlen)
+{
+    return memtable_add(ctx, seq, kind, key, klen, val, vlen);
+}
+
+/* Picks the group that starts at the leader; returns its last member. (mu held) */
+static struct writer *pick_group(struct writer *leader)
+{
+    struct writer *last = leader;
+    size_t bytes = leader->batch ? leader->batch->len : 0;
+    size_t max = bytes <= GROUP_SMALL_LEADER ? bytes + GROUP_SMALL_LEADER : GROUP_MAX_BYTES;
+    int sync = needs_sync(leader);
+    for (struct writer *w = leader->next; w; w = w->next) {
+        if (needs_sync(w) && !sync)
+            break; /* a leader that did not ask for fdatasync does not wait for one */
+        if (w->batch && bytes + w->batch->len > max)
+            break;
+        bytes += w->batch ? w->batch->len : 0;
+        last = w;
+    }
+    return last;
+}
+
+/* Logs the group's batches and applies them to mem. Runs without mu. Returns the
+   group's status; *seq_out receives the last sequence it used. */
+static int commit_group(strata_db *db, struct memtable *mem, struct writer *leader,
+                        struct writer *last, uint64_t *seq_out)
+{
+    uint64_t seq = atomic_load_explicit(&db->last_seq, memory_order_relaxed);
+    int write_now = 0, sync = needs_sync(leader), st = STRATA_OK;
+    uint64_t records = 0, bytes = 0;
+    for (struct writer *w = leader;; w = w->next) {
+        strata_batch *b = w->batch;
+        if (b) {
+            put_u64(b->rep, seq + 1);
+            seq += b->count;
+            if (w->durability != STRATA_DURABLE_MEMORY) {
+                st = wal_writer_add(db->wal, b->rep, b->len);
+                if (st != STRATA_OK)
+                    break;
+                records++;
+                bytes += b->len;
+                db->wal_dirty = 1;
+                if (w->durability == STRATA_DURABLE_ASYNC)
+                    atomic_store_explicit(&db->async_pending, 1, memory_order_relaxed);
+            }
+        }
+        if (w->durability == STRATA_DURABLE_WRITE || needs_sync(w))
+            write_now = 1;
+        if (w == last)
+            break;
+    }
+    if (st == STRATA_OK && (write_now || wal_writer_pending(db->wal) > ASYNC_BUFFER_LIMIT))
+        st = wal_writer_write(db->wal);
+    if (st == STRATA_OK && sync && db->wal_dirty) {
+        st = wal_writer_sync(db->wal);
+        if (st == STRATA_OK) {
+            db->wal_dirty = 0;
+            atomic_store_explicit(&db->async_pending, 0, memory_order_relaxed);
+            atomic_fetch_add_explicit(&db->st_wal_syncs, 1, memory_order_relaxed);
+        }
+    }
+    if (st != STRATA_OK) {
+        db_set_error(db, st, "writing the write-ahead log");
+        return st;
+    }
+    atomic_fetch_add_explicit(&db->st_wal_records, records, memory_order_relaxed);
+    atomic_fetch_add_explicit(&db->st_wal_bytes, bytes, memory_order_relaxed);
+
+    for (struct writer *w = leader;; w = w->next) {
+        if (w->batch) {
+            st = batch_decode(w->batch->rep, w->batch->len, insert_entry, mem);
+            if (st != STRATA_OK) {
+                /* The WAL already holds the group: the memtable can no longer
+                   match it, so stop writes (the unpublished entries stay
+                   invisible, invariant 2). */
+                db_set_error(db, st, "inserting into the memtable");
+                return st;
+            }
+        }
+        if (w == last)
+            break;
+    }
+    *seq_out = seq;
+    return STRATA_OK;
+}
+
+/* Runs the leader's turn. Called and returns with mu held. */
+static void lead(strata_db *db, struct writer *leader)
+{
+    struct writer *last = pick_group(leader);
+    struct memtable *mem = db->mem;
+    uv_mutex_unlock(&db->mu);
+
+    uint64_t seq = 0;
+    int st = atomic_load(&db->bg_error) != STRATA_OK
+                 ? STRATA_READONLY
+                 : commit_group(db, mem, leader, last, &seq);
+
+    uv_mutex_lock(&db->mu);
+    if (st == STRATA_OK)
+        atomic_store_explicit(&db->last_seq, seq, memory_order_release);
+    uint64_t writes = 0, user = 0;
+    int64_t net = 0;
+    struct writer *next = last->next;
+    for (struct writer *w = leader; w != next;) {
+        struct writer *following = w->next;
+        if (w->batch) {
+            writes++;
+            user += w->batch->user_bytes;
+            net += w->batch->net_keys;
+        }
+        w->status = st;
+        w->done = 1;
+        if (w != leader)
+            uv_cond_signal(&w->cv); /* under mu: w cannot return and free its cv yet */
+        w = following;
+    }
+    db->head = next;
+    if (!next)
+        db->tail = NULL;
+    else
+        uv_cond_signal(&next->cv);
+    if (st == STRATA_OK) {
+        atomic_fetch_add_explicit(&db->st_writes, writes, memory_order_relaxed);
+        atomic_fetch_add_explicit(&db->st_groups, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&db->st_user_bytes, user, memory_order_relaxed);
+        atomic_fetch_add_explicit(&db->st_live_keys, net, memory_order_relaxed);
+    }
+}
+
+/* Queues a writer and waits until some leader (maybe itself) has committed it. */
+static int commit(strata_db *db, strata_batch *b, int durability)
+{
+    struct writer w = {.batch = b, .durability = durability};
+    uv_cond_init(&w.cv);
+    uv_mutex_lock(&db->mu);
+    if (db->tail)
+        db->tail->next = &w;
+    else
+        db->head = &w;
+    db->tail = &w;
+    while (!w.done && db->head != &w)
+        uv_cond_wait(&w.cv, &db->mu);
+    if (!w.done)
+        lead(db, &w);
+    uv_mutex_unlock(&db->mu);
+    uv_cond_destroy(&w.cv);
+    return w.status;
+}
+
+static int resolve_durability(strata_db *db, const strata_write_options *wo, int *level)
+{
+    int d = wo ? wo->durability : db->opts.durability;
+    if (d < STRATA_DURABLE_FSYNC || d > STRATA_DURABLE_MEMORY)
+        return ERR_INVALID();
+    *level = d;
+    return STRATA_OK;
+}
+
+int db_write(strata_db *db, const strata_write_options *wo, strata_batch *b)
+{
+    int level = STRATA_DURABLE_WRITE;
+    if (!db || !b || resolve_durability(db, wo, &level) != STRATA_OK)
+        return ERR_INVALID();
+    if (b->count == 0)
+        return STRATA_OK;
+    if (atomic_load(&db->bg_error) != STRATA_OK)
+        return STRATA_READONLY;
+    return commit(db, b, level);
+}
+
+int strata_write(strata_db *db, const strata_write_options *wo, strata_batch *b)
+{
+    return db_write(db, wo, b);
+}
+
+/* One put or delete, encoded on the stack when it is small. */
+static int write_one(strata_db *db, const strata_write_options *wo, int kind, const void *key,
+                     size_t klen, const void *val, size_t vlen)
+{
+    if (!db || (!key && klen) || klen > STRATA_MAX_KEY_LEN)
+        return ERR_INVALID();
+    if (kind == KIND_VALUE && ((!val && vlen) || vlen > STRATA_MAX_VALUE_LEN))
+        return ERR_INVALID();
+    uint8_t stack[512];
+    size_t need = BATCH_HEADER + 1 + 2 * VARINT_MAX + klen + vlen;
+    strata_batch b = {.rep = stack, .cap = sizeof(stack), .len = BATCH_HEADER};
+    if (need > sizeof(stack)) {
+        b.rep = mem_alloc(need);
+        if (!b.rep)
+            return ERR_NOMEM();
+        b.cap = need;
+    }
+    memset(b.rep, 0, BATCH_HEADER);
+    /* The buffer is large enough, so the batch never reallocates it. */
+    int st = kind == KIND_VALUE ? strata_batch_put(&b, key, klen, val, vlen)
+                                : strata_batch_delete(&b, key, klen);
+    if (st == STRATA_OK)
+        st = db_write(db, wo, &b);
+    if (b.rep != stack)
+        mem_free(b.rep);
+    return st;
+}
+
+int strata_put(strata_db *db, const strata_write_options *wo, const void *key, size_t klen,
+               const void *val, size_t vlen)
+{
+    return write_one(db, wo, KIND_VALUE, key, klen, val, vlen);
+}
+
+int strata_delete(strata_db *db, const strata_write_options *wo, const void *key, size_t klen)
+{
+    return write_one(db, wo, KIND_DELETE, key, klen, NULL, 0);
+}
+
+int db_sync(strata_db *db)
+{
+    if (atomic_load(&db->bg_error) != STRATA_OK)
+        return STRATA_READONLY;
+    return commit(db, NULL, STRATA_DURABLE_FSYNC);
+}
+
+int strata_sync(strata_db *db)
+{
+    if (!db)
+        return ERR_INVALID();
+    return db_sync(db);
+}
+
+/* ------------------------------------------------------------------ ASYNC syncer */
+
+static void syncer_main(void *arg)
+{
+    strata_db *db = arg;
+    uint64_t period = (uint64_t)db->opts.sync_interval_ms * 1000000u;
+    uv_mutex_lock(&db->syncer_mu);
+    uint64_t deadline = uv_hrtime() + period;
+    while (!db->syncer_stop) {
+        uint64_t now = uv_hrtime();
+        if (now < deadline) {
+            uv_cond_timedwait(&db->syncer_cv, &db->syncer_mu, deadline - now);
+            continue; /* re-check stop and the deadline */
+        }
+        deadline = now + period;
+        if (atomic_load_explicit(&db->async_pending, memory_order_relaxed)) {
+            uv_mutex_unlock(&db->syncer_mu);
+            /* A failure is recorded (and reported) by the leader that hit it. */
+            (void)db_sync(db);
+            uv_mutex_lock(&db->syncer_mu);
+        }
+    }
+    uv_mutex_unlock(&db->syncer_mu);
+}
+
+int db_syncer_start(strata_db *db)
+{
+    if (uv_thread_create(&db->syncer, syncer_main, db) != 0)
+        return ERR_NOMEM();
+    db->syncer_started = 1;
+    return STRATA_OK;
+}
+
+void db_syncer_stop(strata_db *db)
+{
+    if (!db->syncer_started)
+        return;
+    uv_mutex_lock(&db->syncer_mu);
+    db->syncer_stop = 1;
+    uv_cond_signal(&db->syncer_cv);
+    uv_mutex_unlock(&db->syncer_mu);
+    uv_thread_join(&db->syncer);
+    db->syncer_started = 0;
+}

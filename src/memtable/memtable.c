@@ -1,0 +1,204 @@
+/*
+ * memtable.c - the memtable object: entries copied into an arena and indexed by
+ * the red-black tree of rbtree.c, reference counting, point lookups and
+ * iterators. Adds come from one writer at a time; lookups and iterators run
+ * alongside it without a lock (see rbtree.c for how).
+ *
+ * INVARIANTS
+ * 1. count is the number of nodes published in the tree; only the writer
+ *    changes it, after the node is linked.
+ * 2. memtable_memory == sizeof(struct memtable) + arena_memory(&arena): every
+ *    node and entry lives in the arena, nothing else is allocated per entry.
+ * 3. An iterator holds one reference, so its nodes stay valid until it is freed.
+ */
+#include "memtable.h"
+
+#include <string.h>
+
+#include "memtable_int.h"
+#include "util/ikey.h"
+#include "util/mem.h"
+#include "util/status.h"
+
+struct memtable_iter {
+    struct memtable *m;
+    struct mt_node *node; /* NULL when not valid */
+};
+
+int memtable_new(struct memtable **out)
+{
+    struct memtable *m = mem_alloc(sizeof(*m));
+    if (!m)
+        return ERR_NOMEM();
+    if (pthread_mutex_init(&m->lock, NULL) != 0) {
+        mem_free(m);
+        return ERR_NOMEM();
+    }
+    atomic_init(&m->root, NULL);
+    atomic_init(&m->version, 0);
+    memset(m->pad, 0, sizeof(m->pad));
+    atomic_init(&m->count, 0);
+    arena_init(&m->arena);
+    atomic_init(&m->refs, 1);
+    atomic_init(&m->read_retries, 0);
+    atomic_init(&m->read_locked, 0);
+    *out = m;
+    return STRATA_OK;
+}
+
+void memtable_ref(struct memtable *m)
+{
+    atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
+}
+
+void memtable_unref(struct memtable *m)
+{
+    if (!m || atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    arena_destroy(&m->arena);
+    pthread_mutex_destroy(&m->lock);
+    mem_free(m);
+}
+
+int memtable_add(struct memtable *m, uint64_t seq, int kind, const void *key, size_t klen,
+                 const void *val, size_t vlen)
+{
+    if (kind == KIND_DELETE)
+        vlen = 0;
+    else if (kind != KIND_VALUE)
+        return ERR_INVALID();
+    if (seq > SEQ_MAX || klen > UINT32_MAX || vlen > UINT32_MAX)
+        return ERR_INVALID();
+
+    struct mt_node *n = arena_alloc(&m->arena, MT_NODE_BYTES(klen, vlen), MT_NODE_ALIGN);
+    if (!n)
+        return ERR_NOMEM();
+    atomic_init(&n->child[0], NULL);
+    atomic_init(&n->child[1], NULL);
+    atomic_init(&n->parent, NULL);
+    n->trailer = ikey_trailer(seq, kind);
+    n->klen = (uint32_t)klen;
+    n->vlen = (uint32_t)vlen;
+    n->red = 1;
+    if (klen)
+        memcpy(n->data, key, klen);
+    if (vlen)
+        memcpy(n->data + klen, val, vlen);
+    memtable_tree_insert(m, n);
+
+    uint64_t count = atomic_load_explicit(&m->count, memory_order_relaxed);
+    atomic_store_explicit(&m->count, count + 1, memory_order_relaxed);
+    return STRATA_OK;
+}
+
+/* The internal key that sorts before every entry of key with sequence <= seq. */
+static uint64_t seek_trailer(uint64_t seq)
+{
+    return ikey_trailer(seq > SEQ_MAX ? SEQ_MAX : seq, KIND_MAX);
+}
+
+int memtable_get(struct memtable *m, const void *key, size_t klen, uint64_t seq, int *kind,
+                 const void **val, size_t *vlen)
+{
+    struct mt_node *n = memtable_tree_find(m, MT_GE, key, klen, seek_trailer(seq));
+    if (!n || ukey_compare(n->data, n->klen, key, klen) != 0)
+        return STRATA_NOTFOUND;
+    int k = trailer_kind(n->trailer);
+    if (kind)
+        *kind = k;
+    if (val)
+        *val = k == KIND_VALUE ? mt_node_value(n) : NULL;
+    if (vlen)
+        *vlen = n->vlen;
+    return STRATA_OK;
+}
+
+size_t memtable_memory(const struct memtable *m)
+{
+    return sizeof(*m) + arena_memory(&m->arena);
+}
+
+uint64_t memtable_count(const struct memtable *m)
+{
+    return atomic_load_explicit(&m->count, memory_order_relaxed);
+}
+
+int memtable_check(struct memtable *m)
+{
+    return memtable_tree_check(m, memtable_count(m));
+}
+
+/* ---------------------------------------------------------------- iterators */
+
+struct memtable_iter *memtable_iter_new(struct memtable *m)
+{
+    struct memtable_iter *it = mem_alloc(sizeof(*it));
+    if (!it)
+        return NULL;
+    memtable_ref(m);
+    it->m = m;
+    it->node = NULL;
+    return it;
+}
+
+void memtable_iter_free(struct memtable_iter *it)
+{
+    if (!it)
+        return;
+    memtable_unref(it->m);
+    mem_free(it);
+}
+
+void memtable_iter_first(struct memtable_iter *it)
+{
+    it->node = memtable_tree_find(it->m, MT_FIRST, NULL, 0, 0);
+}
+
+void memtable_iter_last(struct memtable_iter *it)
+{
+    it->node = memtable_tree_find(it->m, MT_LAST, NULL, 0, 0);
+}
+
+void memtable_iter_seek(struct memtable_iter *it, const void *key, size_t klen, uint64_t seq)
+{
+    it->node = memtable_tree_find(it->m, MT_GE, key, klen, seek_trailer(seq));
+}
+
+void memtable_iter_next(struct memtable_iter *it)
+{
+    if (it->node)
+        it->node = memtable_tree_step(it->m, it->node, 1);
+}
+
+void memtable_iter_prev(struct memtable_iter *it)
+{
+    if (it->node)
+        it->node = memtable_tree_step(it->m, it->node, 0);
+}
+
+int memtable_iter_valid(const struct memtable_iter *it)
+{
+    return it->node != NULL;
+}
+
+const void *memtable_iter_key(const struct memtable_iter *it, size_t *klen)
+{
+    *klen = it->node->klen;
+    return mt_node_key(it->node);
+}
+
+const void *memtable_iter_value(const struct memtable_iter *it, size_t *vlen)
+{
+    *vlen = it->node->vlen;
+    return mt_node_value(it->node);
+}
+
+uint64_t memtable_iter_seq(const struct memtable_iter *it)
+{
+    return trailer_seq(it->node->trailer);
+}
+
+int memtable_iter_kind(const struct memtable_iter *it)
+{
+    return trailer_kind(it->node->trailer);
+}

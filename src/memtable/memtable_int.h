@@ -1,0 +1,92 @@
+/*
+ * memtable_int.h - private structures of src/memtable, shared by rbtree.c,
+ * memtable.c and the memtable tests. Nothing outside src/memtable and
+ * tests/test_memtable.c may include it.
+ *
+ * The concurrency protocol between the one writer and the lock-free readers is
+ * described at the top of rbtree.c.
+ */
+#ifndef STRATA_MEMTABLE_INT_H
+#define STRATA_MEMTABLE_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "memtable.h"
+
+/* One entry and its place in the tree, allocated in the arena with the key and
+   then the value right after it. Everything but the links and the colour is
+   written before the node is published and never changes afterwards. */
+struct mt_node {
+    _Atomic(struct mt_node *) child[2]; /* [0] smaller, [1] larger; NULL = none */
+    _Atomic(struct mt_node *) parent;   /* NULL at the root */
+    uint64_t trailer;                   /* ikey_trailer(seq, kind) */
+    uint32_t klen;
+    uint32_t vlen;
+    unsigned char red; /* read and written by the writer only */
+    unsigned char data[];
+};
+
+/* Nodes are aligned for their pointers; the entry bytes follow unaligned. */
+#define MT_NODE_ALIGN _Alignof(struct mt_node)
+#define MT_NODE_BYTES(klen, vlen) (offsetof(struct mt_node, data) + (klen) + (vlen))
+
+static inline const unsigned char *mt_node_key(const struct mt_node *n)
+{
+    return n->data;
+}
+
+static inline const unsigned char *mt_node_value(const struct mt_node *n)
+{
+    return n->data + n->klen;
+}
+
+struct memtable {
+    /* Read by every reader on every lookup; written only on rotations. */
+    _Atomic(struct mt_node *) root;
+    _Atomic uint64_t version; /* odd while the writer rotates */
+
+    /* Keeps the fields the writer changes on every add off the readers' line. */
+    char pad[64];
+
+    _Atomic uint64_t count; /* entries added */
+    struct arena arena;
+    pthread_mutex_t lock; /* held by the writer while it rotates; readers' fallback */
+    atomic_int refs;
+
+    /* Slow-path counters of readers, for tests and tuning. */
+    atomic_uint_fast64_t read_retries; /* optimistic attempts that failed */
+    atomic_uint_fast64_t read_locked;  /* lookups that fell back to the lock */
+};
+
+/* Where memtable_tree_find positions, relative to the internal key given. */
+enum mt_find {
+    MT_GE,    /* first entry >= key */
+    MT_GT,    /* first entry > key */
+    MT_LE,    /* last entry <= key */
+    MT_LT,    /* last entry < key */
+    MT_FIRST, /* first entry; key ignored */
+    MT_LAST,  /* last entry; key ignored */
+};
+
+/* Links n (fully initialised, red, no children) into the tree and rebalances.
+   Writer only. */
+void memtable_tree_insert(struct memtable *m, struct mt_node *n);
+
+/* Returns the entry chosen by mode, or NULL when there is none. Any thread,
+   concurrently with the writer. */
+struct mt_node *memtable_tree_find(struct memtable *m, enum mt_find mode, const void *key,
+                                   size_t klen, uint64_t trailer);
+
+/* Returns the entry after n (dir 1) or before it (dir 0) in the current tree,
+   or NULL at the end. Any thread, concurrently with the writer. */
+struct mt_node *memtable_tree_step(struct memtable *m, const struct mt_node *n, int dir);
+
+/* Checks ordering, parent links and red-black rules, and that the tree holds
+   count entries. No concurrent writer. Returns STRATA_OK or STRATA_CORRUPTION. */
+int memtable_tree_check(struct memtable *m, uint64_t count);
+
+#endif

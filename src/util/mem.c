@@ -1,0 +1,69 @@
+/*
+ * mem.c - allocation through one place, with a failure hook for tests.
+ * The hook costs one relaxed atomic load per allocation when it is off.
+ */
+#include "mem.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+static atomic_ulong fail_countdown; /* 0 = off */
+static atomic_int fail_sticky;
+
+void mem_fail_at(unsigned long n, int sticky)
+{
+    atomic_store(&fail_sticky, sticky);
+    atomic_store(&fail_countdown, n);
+}
+
+static int should_fail(void)
+{
+    unsigned long c = atomic_load_explicit(&fail_countdown, memory_order_relaxed);
+    if (c == 0)
+        return 0;
+    if (c == 1) {
+        if (!atomic_load(&fail_sticky))
+            atomic_store(&fail_countdown, 0);
+        return 1;
+    }
+    /* Another thread may have moved the count; losing a decrement only shifts
+       which allocation fails, which the tests tolerate. */
+    atomic_compare_exchange_strong(&fail_countdown, &c, c - 1);
+    return 0;
+}
+
+void *mem_alloc(size_t n)
+{
+    if (should_fail())
+        return NULL;
+    return malloc(n ? n : 1);
+}
+
+void *mem_calloc(size_t count, size_t size)
+{
+    if (should_fail())
+        return NULL;
+    return calloc(count ? count : 1, size ? size : 1);
+}
+
+void *mem_realloc(void *p, size_t n)
+{
+    if (should_fail())
+        return NULL;
+    return realloc(p, n ? n : 1);
+}
+
+void mem_free(void *p)
+{
+    free(p);
+}
+
+char *mem_strdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = mem_alloc(n);
+    if (d)
+        memcpy(d, s, n);
+    return d;
+}

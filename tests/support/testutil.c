@@ -1,0 +1,76 @@
+/*
+ * testutil.c - scratch directories and seeds for the test suites.
+ */
+#include "testutil.h"
+
+#include <check.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *tu_tmpdir(const char *tag)
+{
+    static char path[4096];
+    const char *base = getenv("TMPDIR");
+    if (!base || !*base)
+        base = "/tmp";
+    snprintf(path, sizeof(path), "%s/strata-%s-XXXXXX", base, tag);
+    ck_assert_msg(mkdtemp(path) != NULL, "mkdtemp %s failed", path);
+    return path;
+}
+
+static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(p);
+    return 0;
+}
+
+void tu_rmrf(const char *path)
+{
+    nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+uint64_t tu_seed(const char *test_name)
+{
+    const char *e = getenv("STRATA_TEST_SEED");
+    uint64_t seed;
+    if (e && *e)
+        seed = strtoull(e, NULL, 0);
+    else {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        seed = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ (uint64_t)getpid();
+    }
+    fprintf(stderr, "%s: seed %llu (replay with STRATA_TEST_SEED=%llu)\n", test_name,
+            (unsigned long long)seed, (unsigned long long)seed);
+    return seed;
+}
+
+int tu_long_mode(void)
+{
+    const char *e = getenv("STRATA_LONG_TESTS");
+    return e && *e && *e != '0';
+}
+
+uint64_t tu_rand(uint64_t *state)
+{
+    uint64_t z = (*state += UINT64_C(0x9e3779b97f4a7c15));
+    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return z ^ (z >> 31);
+}
+
+long long tu_file_size(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) < 0)
+        return -1;
+    return (long long)st.st_size;
+}
