@@ -59,7 +59,9 @@ struct bench_engine_stats {
 struct bench_engine {
     const char *name;            /* "strata", "leveldb", "rocksdb": also the sub-directory */
     const char *(*version)(void); /* static string */
-    const char *note;            /* build caveat printed beside every figure, or NULL */
+    /* A caveat about the engine's build (assertions on), printed beside every
+       figure of the engine; NULL when there is none. Static string. */
+    const char *(*note)(void);
 
     /* Rejects settings the engine cannot honour with a message into err.
        May be NULL (everything is supported). */

@@ -5,6 +5,7 @@
  * are rejected and write amplification is measured from the process's I/O.
  */
 #include "bench_engine.h"
+#include "bench_util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +42,13 @@ static const char *version(void)
     static char buf[32];
     snprintf(buf, sizeof(buf), "%d.%d", leveldb_major_version(), leveldb_minor_version());
     return buf;
+}
+
+/* Debian's libleveldb.so is built with assert() on, like its librocksdb. */
+static const char *note(void)
+{
+    static char buf[1200];
+    return bench_lib_note((void (*)(void))leveldb_open, buf, sizeof(buf));
 }
 
 static int check(const struct bench_config *cfg, char *err)
@@ -245,9 +253,7 @@ static void iter_free(void *it)
 const struct bench_engine bench_leveldb_engine = {
     .name = "leveldb",
     .version = version,
-    /* The assertion expressions are in Debian's libleveldb.so (strings(1) shows
-       them), so its figures carry the same caveat as RocksDB's. */
-    .note = BENCH_LEVELDB_NOTE,
+    .note = note,
     .check = check,
     .open = open_db,
     .close = close_db,

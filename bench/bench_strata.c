@@ -21,6 +21,16 @@ static const char *version(void)
     return strata_version();
 }
 
+/* The library is built with the same b_ndebug setting as this file. */
+static const char *note(void)
+{
+#ifdef NDEBUG
+    return NULL;
+#else
+    return "assertions enabled (configure with -Db_ndebug=true for release figures)";
+#endif
+}
+
 static void on_background_error(void *ctx, int status, const char *message)
 {
     (void)ctx;
@@ -172,12 +182,7 @@ static int stats(void *db, struct bench_engine_stats *out)
 const struct bench_engine bench_strata_engine = {
     .name = "strata",
     .version = version,
-#ifdef NDEBUG
-    .note = NULL,
-#else
-    /* The library is built with the same b_ndebug as this file. */
-    .note = "assertions enabled (build with -Db_ndebug=true for release figures)",
-#endif
+    .note = note,
     .check = check,
     .open = open_db,
     .close = close_db,

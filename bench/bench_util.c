@@ -6,6 +6,7 @@
  */
 #include "bench_util.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <ftw.h>
 #include <stdio.h>
@@ -292,4 +293,58 @@ void bench_cpu_info(char *model, size_t mlen, char *cache, size_t clen)
             have_cache = cpuinfo_field(line, "cache size", cache, clen);
     }
     fclose(f);
+}
+
+/* Whether the file at path contains needle (scanned in overlapping chunks). */
+static int file_contains(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "rb");
+    size_t nlen = strlen(needle), have = 0;
+    char buf[65536];
+    int found = 0;
+    if (f == NULL)
+        return -1;
+    for (;;) {
+        size_t got = fread(buf + have, 1, sizeof(buf) - have, f);
+        if (got == 0)
+            break;
+        have += got;
+        if (memmem(buf, have, needle, nlen) != NULL) {
+            found = 1;
+            break;
+        }
+        /* Keep the tail that may hold the start of a match. */
+        memmove(buf, buf + have - (nlen - 1), nlen - 1);
+        have = nlen - 1;
+    }
+    fclose(f);
+    return found;
+}
+
+int bench_lib_asserts(void (*fn)(void), char *path, size_t plen)
+{
+    Dl_info lib, self;
+    void *addr, *self_addr;
+    void (*self_fn)(void) = (void (*)(void))bench_lib_asserts;
+
+    /* ISO C has no cast from a function pointer to void *; copying the bits is
+       what dladdr needs on every platform that has it. */
+    memcpy(&addr, &fn, sizeof(addr));
+    memcpy(&self_addr, &self_fn, sizeof(self_addr));
+    if (dladdr(addr, &lib) == 0 || lib.dli_fname == NULL || dladdr(self_addr, &self) == 0)
+        return -1;
+    if (self.dli_fname != NULL && strcmp(self.dli_fname, lib.dli_fname) == 0)
+        return -1; /* linked statically: the program's own asserts would answer */
+    if (path != NULL)
+        snprintf(path, plen, "%s", lib.dli_fname);
+    return file_contains(lib.dli_fname, "__assert_fail");
+}
+
+const char *bench_lib_note(void (*fn)(void), char *buf, size_t blen)
+{
+    char path[1024];
+    if (bench_lib_asserts(fn, path, sizeof(path)) != 1)
+        return NULL;
+    snprintf(buf, blen, "assertions enabled (%s imports __assert_fail)", path);
+    return buf;
 }

@@ -91,4 +91,15 @@ int bench_process_write_bytes(uint64_t *out);
    given buffers ("unknown" when absent). */
 void bench_cpu_info(char *model, size_t mlen, char *cache, size_t clen);
 
+/* Whether the shared library that holds function fn was built with assert()
+   on: 1 when it imports glibc's __assert_fail, 0 when it does not, -1 when
+   unknown (fn is linked statically into this program, or the file cannot be
+   read). The library's path goes to path when it is not NULL. */
+int bench_lib_asserts(void (*fn)(void), char *path, size_t plen);
+
+/* The caveat line that bench_engine.note returns for a library engine, built
+   from bench_lib_asserts: "Debian build, assertions enabled"-like text into
+   buf, or NULL when the library has none. */
+const char *bench_lib_note(void (*fn)(void), char *buf, size_t blen);
+
 #endif /* BENCH_UTIL_H */

@@ -1,10 +1,10 @@
 /*
  * arena.c - bump allocation over a list of blocks, freed all at once.
  *
- * Small requests are carved from the current 64 KiB block; when it cannot hold a
- * request, the rest of it is abandoned and a new block starts. Requests over a
- * quarter of a block get a block of exactly their size, and the current block
- * stays current.
+ * Requests are carved from the current 64 KiB block while they fit. One that
+ * does not fit and is over a quarter of a block gets a block of exactly its size
+ * and the current block stays current; a smaller one abandons the rest of the
+ * current block and starts a new one, so at most a quarter block is wasted.
  *
  * INVARIANTS
  * 1. memory == sum over the blocks list of the size passed to mem_alloc for each.
@@ -76,7 +76,7 @@ static void *alloc_slow(struct arena *a, size_t n)
 
 void *arena_alloc(struct arena *a, size_t n, size_t align)
 {
-    assert(align && (align & (align - 1)) == 0 && align <= ARENA_MAX_ALIGN);
+    assert(n > 0 && align && (align & (align - 1)) == 0 && align <= ARENA_MAX_ALIGN);
     size_t pad = (size_t)(-(uintptr_t)a->ptr) & (align - 1);
     if (a->left >= pad && n <= a->left - pad) {
         char *p = a->ptr + pad;

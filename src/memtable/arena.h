@@ -35,10 +35,11 @@ void arena_init(struct arena *a);
 /* Frees every block. The arena may be initialised again afterwards. */
 void arena_destroy(struct arena *a);
 
-/* Returns n bytes aligned to align (a power of two <= ARENA_MAX_ALIGN), valid
+/* Returns n > 0 bytes aligned to align (a power of two <= ARENA_MAX_ALIGN), valid
    until arena_destroy, or NULL when the allocator fails (the arena is unchanged).
-   Requests over a quarter of a block get a block of their own, so a large value
-   never wastes the rest of the current block. One thread at a time. */
+   A request that does not fit in the current block and is over a quarter of a
+   block gets a block of its own, so a large value never wastes the rest of the
+   current block. One thread at a time. */
 void *arena_alloc(struct arena *a, size_t n, size_t align);
 
 /* Bytes held from the allocator. Any thread. */

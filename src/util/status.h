@@ -11,10 +11,12 @@
 
 #include "strata.h"
 
-/* Returns code unchanged; traces it to stderr when STRATA_TRACE_ERRORS is set. */
+/* Traces code to stderr when STRATA_TRACE_ERRORS is set; returns code. */
 int status_error(int code, const char *file, int line);
 
-#define ERR(code) status_error((code), __FILE__, __LINE__)
+/* The comma expression keeps the code visible to compilers and analysers, so
+   they know an error path returns non-zero. */
+#define ERR(code) (status_error((code), __FILE__, __LINE__), (code))
 #define ERR_CORRUPTION() ERR(STRATA_CORRUPTION)
 #define ERR_INVALID() ERR(STRATA_INVALID)
 #define ERR_NOMEM() ERR(STRATA_NOMEM)

@@ -88,8 +88,8 @@ static int fill(struct reader *rd, uint64_t off, size_t need, const uint8_t **p)
  * reserved bytes, a payload that fits the limit and the file (none for a
  * marker), and a synced offset in [min_synced, off]. The caller has checked
  * that the header itself lies within the file. */
-static int plausible(const struct reader *rd, const uint8_t *h, uint64_t off,
-                     uint64_t min_synced, size_t *len)
+static int plausible(const struct reader *rd, const uint8_t *h, uint64_t off, uint64_t min_synced,
+                     size_t *len)
 {
     uint8_t type = h[WAL_REC_TYPE];
     if (type != WAL_TYPE_PAYLOAD && type != WAL_TYPE_SYNC)
@@ -112,9 +112,8 @@ static int plausible(const struct reader *rd, const uint8_t *h, uint64_t off,
    checksum its bytes and this log's number give. */
 static int intact(const struct reader *rd, const uint8_t *r, size_t len)
 {
-    uint64_t sum = XXH3_64bits_withSeed(r + WAL_REC_CHECKED_FROM,
-                                        WAL_RECORD_HEADER_SIZE - WAL_REC_CHECKED_FROM + len,
-                                        rd->number);
+    uint64_t sum = XXH3_64bits_withSeed(
+        r + WAL_REC_CHECKED_FROM, WAL_RECORD_HEADER_SIZE - WAL_REC_CHECKED_FROM + len, rd->number);
     return get_u64(r + WAL_REC_CHECKSUM) == sum;
 }
 

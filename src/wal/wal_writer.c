@@ -96,9 +96,8 @@ static void frame(struct wal_writer *w, int type, const void *payload, size_t le
     put_u64(r + WAL_REC_SYNCED, w->synced);
     if (len)
         memcpy(r + WAL_RECORD_HEADER_SIZE, payload, len);
-    uint64_t sum = XXH3_64bits_withSeed(r + WAL_REC_CHECKED_FROM,
-                                        WAL_RECORD_HEADER_SIZE - WAL_REC_CHECKED_FROM + len,
-                                        w->number);
+    uint64_t sum = XXH3_64bits_withSeed(
+        r + WAL_REC_CHECKED_FROM, WAL_RECORD_HEADER_SIZE - WAL_REC_CHECKED_FROM + len, w->number);
     put_u64(r + WAL_REC_CHECKSUM, sum);
     w->len += WAL_RECORD_HEADER_SIZE + len;
 }

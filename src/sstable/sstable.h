@@ -1,0 +1,141 @@
+/*
+ * sstable.h - immutable sorted tables: the interface of src/sstable.
+ *
+ * A table file holds internal-key-ordered entries (user key, 64-bit trailer
+ * (seq << 8 | kind), value; see util/ikey.h) in data blocks with shared-prefix
+ * key encoding and restart points, each block optionally zstd-compressed and
+ * carrying an XXH3 checksum, followed by a bloom filter over the user keys, an
+ * index block, a properties block and a fixed-size footer. doc/table_format.md
+ * specifies the bytes. Readers are shared by any number of threads; blocks come
+ * through a sharded LRU block cache charged by real memory.
+ */
+#ifndef STRATA_SSTABLE_H
+#define STRATA_SSTABLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/io.h"
+
+/* ------------------------------------------------------------------ block cache */
+
+struct block_cache;
+
+/* A cache holding at most capacity bytes (charged by the real memory of each
+ * cached block, including its bookkeeping), split in shards that lock
+ * separately. capacity 0 is a cache that keeps nothing. Thread-safe.
+ * Returns STRATA_OK or STRATA_NOMEM. */
+int block_cache_new(size_t capacity, struct block_cache **out);
+void block_cache_free(struct block_cache *c); /* NULL accepted; no reader may still use it */
+size_t block_cache_usage(const struct block_cache *c);
+uint64_t block_cache_hits(const struct block_cache *c);
+uint64_t block_cache_misses(const struct block_cache *c);
+
+/* ------------------------------------------------------------------ writing */
+
+struct sst_options {
+    size_t block_bytes;     /* target uncompressed size of a data block */
+    int bloom_bits_per_key; /* 0 = no filter */
+    int compression_level;  /* zstd level, 0 = none; a block is stored raw when
+                               compression saves less than 1/8 */
+};
+
+/* What a table holds; written into its properties block and returned by the
+   builder and the reader. Keys are internal keys' user parts. */
+struct sst_props {
+    uint64_t entries, deletions;     /* all entries; entries of kind KIND_DELETE */
+    uint64_t raw_key_bytes, raw_value_bytes;
+    uint64_t data_blocks, data_bytes; /* stored (possibly compressed) data block bytes */
+    uint64_t file_size;
+    uint64_t min_seq, max_seq;
+    void *smallest, *largest;          /* user keys of the first and last entry (owned) */
+    size_t smallest_len, largest_len;
+    uint64_t smallest_trailer, largest_trailer;
+};
+
+/* Frees smallest/largest (not props itself). */
+void sst_props_clear(struct sst_props *p);
+
+struct sst_builder;
+
+/* Starts a table that will be named path. The builder writes to a temporary
+ * name beside it ("<path>.tmp"); sst_builder_finish fdatasyncs it, renames it to
+ * path and fsyncs the directory, so path exists only once complete and durable.
+ * Returns STRATA_OK, STRATA_INVALID for bad options, STRATA_NOMEM or an io status. */
+int sst_builder_new(io_env *env, const char *path, const struct sst_options *o,
+                    struct sst_builder **out);
+
+/* Adds an entry. Entries must come in strictly increasing internal-key order
+ * (ikey_compare); an out-of-order entry is STRATA_INVALID. Returns STRATA_OK,
+ * STRATA_NOMEM or an io status (the builder is then failed). */
+int sst_builder_add(struct sst_builder *b, const void *key, size_t klen, uint64_t trailer,
+                    const void *val, size_t vlen);
+
+/* Bytes the file will have if finished now (approximately, before index/filter). */
+uint64_t sst_builder_size(const struct sst_builder *b);
+uint64_t sst_builder_entries(const struct sst_builder *b);
+
+/* Writes filter, index, properties and footer, syncs, renames and syncs the
+ * directory, frees b. On success fills *props (may be NULL; the caller clears it).
+ * On failure the temporary file is removed. Always frees b. */
+int sst_builder_finish(struct sst_builder *b, struct sst_props *props);
+
+/* Stops, removes the temporary file and frees b. NULL accepted. */
+void sst_builder_abandon(struct sst_builder *b);
+
+/* ------------------------------------------------------------------ reading */
+
+struct sst_reader;
+
+struct sst_read_options {
+    int verify_checksums; /* verify data block checksums (index, filter, footer and
+                             properties are always verified at open) */
+    int fill_cache;       /* insert data blocks read into the cache */
+};
+
+/* Opens the table at path. number identifies the file in the cache (unique per
+ * database). cache may be NULL. Reads and verifies footer, properties, index and
+ * filter. Returns STRATA_OK, STRATA_CORRUPTION (bad magic, version, checksum or
+ * structure), STRATA_NOTFOUND (no such file), STRATA_NOMEM or an io status.
+ * Thread-safe once opened. */
+int sst_reader_open(io_env *env, const char *path, uint64_t number, struct block_cache *cache,
+                    struct sst_reader **out);
+void sst_reader_close(struct sst_reader *r); /* NULL accepted */
+
+const struct sst_props *sst_reader_props(const struct sst_reader *r);
+
+/* Point lookup: the newest entry for key with sequence <= seq. The bloom filter
+ * is consulted first. Returns STRATA_OK with *kind set and, for KIND_VALUE, *val
+ * a fresh mem_alloc'd copy (caller frees with mem_free) and *vlen; STRATA_NOTFOUND
+ * when the table has no such entry; STRATA_CORRUPTION, STRATA_IO or STRATA_NOMEM.
+ * *filtered is set to 1 when the bloom filter alone answered NOTFOUND (may be NULL). */
+int sst_reader_get(struct sst_reader *r, const struct sst_read_options *ro, const void *key,
+                   size_t klen, uint64_t seq, int *kind, void **val, size_t *vlen,
+                   int *filtered);
+
+/* Whether the filter says key may be present (1) or is surely absent (0). */
+int sst_reader_may_contain(struct sst_reader *r, const void *key, size_t klen);
+
+/* Data blocks read from disk (not from the cache) since open: for tests. */
+uint64_t sst_reader_block_reads(const struct sst_reader *r);
+
+/* An iterator over every entry in internal-key order. It keeps the reader (which
+ * must outlive it) and one pinned block. Errors end iteration (valid becomes 0)
+ * and show in sst_iter_status. */
+struct sst_iter;
+struct sst_iter *sst_iter_new(struct sst_reader *r, const struct sst_read_options *ro);
+void sst_iter_free(struct sst_iter *it);
+void sst_iter_first(struct sst_iter *it);
+void sst_iter_last(struct sst_iter *it);
+/* First entry >= (key, trailer) in internal-key order. */
+void sst_iter_seek(struct sst_iter *it, const void *key, size_t klen, uint64_t trailer);
+void sst_iter_next(struct sst_iter *it);
+void sst_iter_prev(struct sst_iter *it);
+int sst_iter_valid(const struct sst_iter *it);
+/* Current entry; pointers valid until the iterator moves. */
+const void *sst_iter_key(const struct sst_iter *it, size_t *klen);
+uint64_t sst_iter_trailer(const struct sst_iter *it);
+const void *sst_iter_value(const struct sst_iter *it, size_t *vlen);
+int sst_iter_status(const struct sst_iter *it);
+
+#endif

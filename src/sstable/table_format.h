@@ -1,0 +1,90 @@
+/*
+ * table_format.h - the bytes of a table file (private to src/sstable).
+ *
+ * doc/table_format.md is the specification: the file layout, offset/size
+ * tables, the grammar, the rules a reader enforces and a worked hex example.
+ * This header only names its numbers so that the builder and the reader
+ * cannot disagree.
+ *
+ * ---------------------------------------------------------------------------
+ * DO NOT CHANGE any value below: tables written by earlier builds must stay
+ * readable. A new layout needs a new SST_FORMAT_VERSION, a reader for both,
+ * and an update of doc/table_format.md in the same change.
+ * ---------------------------------------------------------------------------
+ */
+#ifndef STRATA_TABLE_FORMAT_H
+#define STRATA_TABLE_FORMAT_H
+
+#include <stdint.h>
+
+/* File layout, in this order with no gaps:
+ *   data block 0 .. data block N-1   (each: contents | type | checksum)
+ *   filter block                     (absent when the footer's filter size is 0)
+ *   index block
+ *   properties block
+ *   footer                           (SST_FOOTER_SIZE bytes) */
+
+/* Footer: 72 bytes at the end of the file.
+ *   off size field
+ *     0    8 filter block offset (u64 LE); 0 when there is no filter
+ *     8    8 filter block size (u64 LE), contents only; 0 = no filter
+ *    16    8 index block offset (u64 LE)
+ *    24    8 index block size (u64 LE)
+ *    32    8 properties block offset (u64 LE)
+ *    40    8 properties block size (u64 LE)
+ *    48    4 format version (u32 LE) = SST_FORMAT_VERSION
+ *    52    4 flags (u32 LE) = 0
+ *    56    8 XXH3_64bits of bytes [0, 56) (u64 LE)
+ *    64    8 magic "STRATAST" */
+#define SST_MAGIC "STRATAST"
+#define SST_MAGIC_LEN 8
+#define SST_FORMAT_VERSION 1
+#define SST_FOOTER_SIZE 72
+#define SST_FT_FILTER_OFF 0
+#define SST_FT_FILTER_SIZE 8
+#define SST_FT_INDEX_OFF 16
+#define SST_FT_INDEX_SIZE 24
+#define SST_FT_PROPS_OFF 32
+#define SST_FT_PROPS_SIZE 40
+#define SST_FT_VERSION 48
+#define SST_FT_FLAGS 52
+#define SST_FT_CHECKSUM 56
+#define SST_FT_MAGIC 64
+
+/* Every block is stored as: contents (handle size bytes) | type (1 byte) |
+ * XXH3_64bits(contents | type) (u64 LE). A block handle's size counts the
+ * contents only; the 9 trailer bytes follow. */
+#define SST_BLOCK_TRAILER 9
+#define SST_TYPE_NONE 0 /* contents are the block itself */
+#define SST_TYPE_ZSTD 1 /* contents: varint uncompressed size | one zstd frame */
+
+/* No block's (uncompressed) contents may exceed this; a reader rejects larger
+ * claims before allocating. */
+#define SST_MAX_BLOCK_LEN ((uint64_t)1 << 30)
+
+/* Key/value block (data and index): entries, then the restart array (u32 LE
+ * offsets of entries stored with shared = 0), then the restart count (u32 LE).
+ * Entry: varint shared | varint non_shared | varint value_len |
+ *        key bytes [non_shared] | value bytes [value_len].
+ * A key is an internal key: user key | trailer (u64 LE, seq << 8 | kind). */
+#define SST_IKEY_TRAILER 8
+#define SST_RESTART_INTERVAL 16       /* data blocks */
+#define SST_INDEX_RESTART_INTERVAL 16 /* index block; readers do not rely on it */
+
+/* Separator trailer: the smallest internal key for a user key (used by index
+ * entries whose user key was shortened). */
+#define SST_SEPARATOR_TRAILER UINT64_MAX
+
+/* Filter block contents: bit array (nbytes >= 8) | probes (u8, 1..30).
+ * Bit j is bit (j & 7) of byte j >> 3. */
+#define SST_BLOOM_MIN_BYTES 8
+#define SST_BLOOM_MAX_PROBES 30
+
+/* Properties block contents (version 1), in order: varint version,
+ * varint entries, deletions, raw_key_bytes, raw_value_bytes, data_blocks,
+ * data_bytes, min_seq, max_seq; varint smallest_len, smallest bytes,
+ * u64 LE smallest_trailer; varint largest_len, largest bytes, u64 LE
+ * largest_trailer. Nothing may follow. */
+#define SST_PROPS_VERSION 1
+
+#endif

@@ -1,0 +1,97 @@
+/*
+ * sim_env.h - an in-memory file system behind the io_env seam that knows what
+ * a power cut would keep.
+ *
+ * Every file has its current bytes and its durable bytes (those covered by the
+ * last sync of the file); every directory entry has its current binding (name ->
+ * file) and its durable binding (as of the last sync_dir of its directory). A
+ * simulated power cut, sim_env_crash, replaces the current state by one that a
+ * Linux file system without data=ordered could leave behind, chosen by a mode
+ * and a seed. sim_env_crash_after makes the machine "die" at a chosen call: from
+ * there on every call fails with STRATA_IO and changes nothing, so the engine
+ * sees an I/O error at exactly that point. Paths are plain strings: the parent
+ * directory of a path is everything before its last '/' ("/" for "/name").
+ * All calls are thread-safe (one mutex).
+ */
+#ifndef STRATA_SIM_ENV_H
+#define STRATA_SIM_ENV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/io.h"
+
+struct sim_env;
+
+/* The page size of the simulated page cache: unsynced data survives a
+   SIM_KEEP_SOME crash in these units. */
+#define SIM_PAGE 4096
+
+enum sim_crash_mode {
+    /* Only synced file data and durable directory entries survive. */
+    SIM_KEEP_SYNCED,
+    /* Synced state, plus a random subset of each file's unsynced pages (in any
+       order: a later page may land while an earlier one does not; the size
+       becomes the end of the furthest landed page or the synced size), plus a
+       random subset of the unsynced directory changes: each entry keeps either
+       its durable or its current binding; the two names of a rename go
+       together. An unsynced truncate lands or not at random. */
+    SIM_KEEP_SOME,
+    /* Everything reaches the disk except, in each file, its last unsynced
+       pwrite (or the pwrite the machine died in, see sim_env_crash_after), of
+       which only a random strict prefix or a random strict subset of its pages
+       lands. */
+    SIM_TORN_LAST,
+};
+
+/* A new empty file system holding only the root directory "/". Aborts the test
+   when out of memory. Free with sim_env_free. */
+struct sim_env *sim_env_new(void);
+
+/* Frees s and every file. The io_env of s must no longer be in use. */
+void sim_env_free(struct sim_env *s);
+
+/* The io_env to pass to db_open. Valid until sim_env_free. */
+io_env *sim_env_io(struct sim_env *s);
+
+/* A deep copy of the files, directories, durable state and pending torn write
+   of s (no open descriptors or locks, not frozen), for building several
+   post-crash states from one pre-crash state. Free with sim_env_free. */
+struct sim_env *sim_env_clone(struct sim_env *s);
+
+/* Cuts the power: replaces the state of s by what survives under mode (seed
+   picks the random choices, so a seed replays one outcome), forgets every open
+   descriptor and lock, and unfreezes. */
+void sim_env_crash(struct sim_env *s, enum sim_crash_mode mode, uint64_t seed);
+
+/* Lets n more calls run, then freezes s: call n + 1 from now and every call
+   after it fail with STRATA_IO without any effect (0 = the next call fails).
+   A pwrite that is refused this way is remembered as the write the machine
+   died in: SIM_TORN_LAST lands part of it. */
+void sim_env_crash_after(struct sim_env *s, unsigned long n);
+
+/* Whether s is frozen (the machine has "died" and awaits sim_env_crash). */
+int sim_env_frozen(struct sim_env *s);
+
+/* io_env calls made on s since sim_env_new (the refused ones included). */
+unsigned long sim_env_calls(struct sim_env *s);
+
+/* Open descriptors (locks included). */
+size_t sim_env_open_fds(struct sim_env *s);
+
+/* Creates the directory path and makes it and its entry durable (as mkdir and
+   sync_dir of its parent would), for tests that set up a database directory.
+   Returns STRATA_OK or STRATA_NOTFOUND if the parent does not exist. */
+int sim_env_mkdir_durable(struct sim_env *s, const char *path);
+
+/* Copies the current bytes of the file at path into a new malloc'd buffer that
+   the caller frees (non-NULL even when empty). durable != 0 reads the bytes a
+   KEEP_SYNCED crash would keep for the file the path currently names instead.
+   Returns STRATA_OK or STRATA_NOTFOUND. */
+int sim_env_read_file(struct sim_env *s, const char *path, int durable, void **data,
+                      size_t *len);
+
+/* Whether path currently names a file or directory. */
+int sim_env_exists(struct sim_env *s, const char *path);
+
+#endif
