@@ -105,6 +105,7 @@ static const struct bench_def *benchmarks[MAX_BENCHMARKS];
 static int n_benchmarks;
 static const struct bench_engine *engines[N_BUILT];
 static int n_engines;
+static const char *engine_notes[N_BUILT]; /* engines[i]->note(), asked once */
 static const char *csv_path;
 static int progress_tty;
 
@@ -562,9 +563,9 @@ static void human_size(uint64_t bytes, char *buf, size_t len)
         snprintf(buf, len, "%.2f GB", (double)bytes / 1073741824.0);
 }
 
-static const char *note_mark(const struct bench_engine *eng)
+static const char *note_mark(int eidx)
 {
-    return eng->note() != NULL ? " [assertions on]" : "";
+    return engine_notes[eidx] != NULL ? " [assertions on]" : "";
 }
 
 static void csv_row(const struct bench_engine *eng, const struct bench_def *def,
@@ -651,7 +652,7 @@ static int run_benchmark(const struct bench_engine *eng, void *db, const char *p
         break;
     }
     printf("%-12s : %11.3f micros/op;%s%s\n", def->name,
-           res.ops > 0 ? res.secs * 1e6 / (double)res.ops : 0.0, extra, note_mark(eng));
+           res.ops > 0 ? res.secs * 1e6 / (double)res.ops : 0.0, extra, note_mark(eidx));
     printf("%-12s   %.0f ops/s; latency p50 %.3f  p99 %.3f  p99.9 %.3f micros/op\n", "",
            ops_per_s, bench_hist_percentile(&res.hist, 50), bench_hist_percentile(&res.hist, 99),
            bench_hist_percentile(&res.hist, 99.9));
@@ -661,7 +662,7 @@ static int run_benchmark(const struct bench_engine *eng, void *db, const char *p
     int have_size = 0;
     if (def->flags & F_WRITES) {
         /* Outside the timed part: make the log durable so the size counts every
-           acknowledged write (a no-op cost under --sync=1). */
+           acknowledged write (not needed when every write was synced). */
         if (!cfg.sync && def->kind != K_FILLSYNC && eng->sync(db, err) != BENCH_OK) {
             printf("%-12s : error: %s\n", def->name, err);
             return -1;
@@ -722,7 +723,7 @@ static void run_engine(int eidx)
     const struct bench_engine *eng = engines[eidx];
     char path[4096], err[BENCH_ERRLEN];
     void *db = NULL;
-    const char *note = eng->note();
+    const char *note = engine_notes[eidx];
 
     printf("\n== %s %s%s%s ==\n", eng->name, eng->version(), note ? ", " : "", note ? note : "");
     if (eng->check != NULL && eng->check(&cfg, err) != BENCH_OK) {
@@ -769,7 +770,7 @@ static void print_header(void)
     bench_cpu_info(model, sizeof(model), cache, sizeof(cache));
     printf("strata-bench (db_bench-compatible)\n");
     for (int e = 0; e < n_engines; e++) {
-        const char *note = engines[e]->note();
+        const char *note = engine_notes[e];
         printf("%-11s %s %s%s%s\n", e == 0 ? "Engines:" : "", engines[e]->name,
                engines[e]->version(), note ? " - " : "", note ? note : "");
     }
@@ -819,7 +820,7 @@ static void print_summary(void)
         return;
     printf("\n== summary: ops/s (higher is better) ==\n%-16s", "benchmark");
     for (int e = 0; e < n_engines; e++)
-        printf(" %14s%s", engines[e]->name, engines[e]->note() ? "*" : " ");
+        printf(" %14s%s", engines[e]->name, engine_notes[e] ? "*" : " ");
     printf("\n");
     for (int b = 0; b < n_benchmarks; b++) {
         printf("%-16s", benchmarks[b]->name);
@@ -1096,6 +1097,8 @@ int main(int argc, char **argv)
         for (int b = 0; b < MAX_BENCHMARKS; b++)
             summary[e][b] = -1;
 
+    for (int e = 0; e < n_engines; e++)
+        engine_notes[e] = engines[e]->note();
     print_header();
     for (int e = 0; e < n_engines; e++)
         run_engine(e);

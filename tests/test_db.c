@@ -292,7 +292,9 @@ START_TEST(bad_arguments)
     ck_assert_int_eq(strata_get(db, NULL, NULL, 1, &v, &vl), STRATA_INVALID);
     ck_assert_int_eq(strata_get(db, NULL, "k", 1, NULL, &vl), STRATA_INVALID);
     ck_assert_int_eq(strata_get(db, NULL, "k", 1, &v, NULL), STRATA_INVALID);
-    ck_assert_int_eq(strata_write(NULL, NULL, strata_batch_new()), STRATA_INVALID);
+    strata_batch *empty = strata_batch_new();
+    ck_assert_int_eq(strata_write(NULL, NULL, empty), STRATA_INVALID);
+    strata_batch_free(empty);
     ck_assert_int_eq(strata_write(db, NULL, NULL), STRATA_INVALID);
     ck_assert_int_eq(strata_sync(NULL), STRATA_INVALID);
     ck_assert_int_eq(strata_stats_get(NULL, NULL), STRATA_INVALID);
@@ -575,6 +577,9 @@ START_TEST(default_durability_from_options)
     strata_stats_get(db, &st);
     ck_assert_uint_eq(st.wal_syncs, 1); /* explicit WRITE does not sync */
     ck_assert_uint_eq(st.wal_records, 2);
+    /* two records of 24 header + 17 batch bytes, and the sync marker after the
+       FSYNC write: the bytes the log really grew by */
+    ck_assert_uint_eq(st.wal_bytes, 2 * (24 + 17) + 24);
     ck_assert_uint_eq(st.writes, 2);
     ck_assert_uint_eq(st.user_bytes_written, 4);
     ck_assert_int_eq(st.background_error, STRATA_OK);

@@ -255,6 +255,20 @@ static void db_free(strata_db *db)
     mem_free(db);
 }
 
+/* Makes the database directory's own entry durable (it may have just been
+   created): without this a power cut could take the whole directory away. */
+static int sync_parent(strata_db *db)
+{
+    char parent[IO_PATH_MAX];
+    const char *slash = strrchr(db->dir, '/');
+    if (!slash)
+        return db->env->sync_dir(db->env, ".");
+    size_t n = slash == db->dir ? 1 : (size_t)(slash - db->dir);
+    memcpy(parent, db->dir, n);
+    parent[n] = 0;
+    return db->env->sync_dir(db->env, parent);
+}
+
 static int open_files(strata_db *db)
 {
     char path[IO_PATH_MAX];
@@ -263,6 +277,8 @@ static int open_files(strata_db *db)
         return st;
     if (db->opts.create_if_missing) {
         st = db->env->mkdir(db->env, db->dir);
+        if (st == STRATA_OK)
+            st = sync_parent(db);
         if (st != STRATA_OK)
             return st;
     }

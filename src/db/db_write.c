@@ -75,7 +75,7 @@ static int commit_group(strata_db *db, struct memtable *mem, struct writer *lead
 {
     uint64_t seq = atomic_load_explicit(&db->last_seq, memory_order_relaxed);
     int write_now = 0, sync = needs_sync(leader), st = STRATA_OK;
-    uint64_t records = 0, bytes = 0;
+    uint64_t records = 0, size_before = wal_writer_size(db->wal);
     for (struct writer *w = leader;; w = w->next) {
         strata_batch *b = w->batch;
         if (b) {
@@ -86,7 +86,6 @@ static int commit_group(strata_db *db, struct memtable *mem, struct writer *lead
                 if (st != STRATA_OK)
                     break;
                 records++;
-                bytes += b->len;
                 db->wal_dirty = 1;
                 if (w->durability == STRATA_DURABLE_ASYNC)
                     atomic_store_explicit(&db->async_pending, 1, memory_order_relaxed);
@@ -111,8 +110,10 @@ static int commit_group(strata_db *db, struct memtable *mem, struct writer *lead
         db_set_error(db, st, "writing the write-ahead log");
         return st;
     }
+    /* Framing and sync markers included: what the log really grew by. */
     atomic_fetch_add_explicit(&db->st_wal_records, records, memory_order_relaxed);
-    atomic_fetch_add_explicit(&db->st_wal_bytes, bytes, memory_order_relaxed);
+    atomic_fetch_add_explicit(&db->st_wal_bytes, wal_writer_size(db->wal) - size_before,
+                              memory_order_relaxed);
 
     for (struct writer *w = leader;; w = w->next) {
         if (w->batch) {

@@ -38,6 +38,8 @@ int memtable_new(struct memtable **out)
     atomic_init(&m->version, 0);
     memset(m->pad, 0, sizeof(m->pad));
     atomic_init(&m->count, 0);
+    m->min = NULL;
+    m->max = NULL;
     arena_init(&m->arena);
     atomic_init(&m->refs, 1);
     atomic_init(&m->read_retries, 0);

@@ -53,6 +53,8 @@ struct memtable {
     char pad[64];
 
     _Atomic uint64_t count; /* entries added */
+    struct mt_node *min;    /* smallest and largest entry, writer only: */
+    struct mt_node *max;    /* sorted inserts skip the walk from the root */
     struct arena arena;
     pthread_mutex_t lock; /* held by the writer while it rotates; readers' fallback */
     atomic_int refs;

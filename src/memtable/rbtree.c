@@ -24,6 +24,8 @@
  * 5. Readers load links with acquire and never read colours. A reader's answer
  *    counts only if the version was even before its walk and unchanged after
  *    it, or if it was computed under m->lock.
+ * 6. m->min and m->max are the first and last entries (NULL when empty); only
+ *    the writer reads them.
  *
  * No fences are needed: rotation stores are release stores sequenced after the
  * odd version store, so a reader whose acquire load sees one of them also sees
@@ -101,17 +103,36 @@ static void rotate(struct memtable *m, struct mt_node *x, int dir)
     STORE(&x->parent, y);
 }
 
+static int node_order(const struct mt_node *a, const struct mt_node *b)
+{
+    return ikey_compare(a->data, a->klen, a->trailer, b->data, b->klen, b->trailer);
+}
+
 void memtable_tree_insert(struct memtable *m, struct mt_node *n)
 {
     struct mt_node *p = NULL;
-    struct mt_node *x = WLOAD(&m->root);
     int dir = 0;
-    while (x) {
-        int c = ikey_compare(n->data, n->klen, n->trailer, x->data, x->klen, x->trailer);
-        assert(c != 0 && "(key, seq) added twice");
-        p = x;
-        dir = c > 0;
-        x = WLOAD(&x->child[dir]);
+    if (!m->max) {
+        m->min = m->max = n;
+    } else if (node_order(n, m->max) > 0) {
+        /* A new largest entry goes right of the old one, which has no right
+           child; ascending inserts (fillseq) thus cost one comparison. */
+        p = m->max;
+        dir = 1;
+        m->max = n;
+    } else if (node_order(n, m->min) < 0) {
+        p = m->min;
+        dir = 0;
+        m->min = n;
+    } else {
+        struct mt_node *x = WLOAD(&m->root);
+        while (x) {
+            int c = node_order(n, x);
+            assert(c != 0 && "(key, seq) added twice");
+            p = x;
+            dir = c > 0;
+            x = WLOAD(&x->child[dir]);
+        }
     }
     atomic_store_explicit(&n->parent, p, memory_order_relaxed);
     n->red = 1;
@@ -119,7 +140,7 @@ void memtable_tree_insert(struct memtable *m, struct mt_node *n)
 
     /* Insert fix-up: recolour upwards while the uncle is red; otherwise at most
        two rotations end it. */
-    x = n;
+    struct mt_node *x = n;
     while ((p = WLOAD(&x->parent)) && p->red) {
         struct mt_node *g = WLOAD(&p->parent); /* exists: a red node is not the root */
         int side = WLOAD(&g->child[1]) == p;
@@ -301,6 +322,14 @@ static int check_node(struct check_state *st, const struct mt_node *n,
     return lh + !n->red;
 }
 
+static const struct mt_node *descend_min(const struct mt_node *n)
+{
+    const struct mt_node *l;
+    while ((l = atomic_load(&n->child[0])))
+        n = l;
+    return n;
+}
+
 int memtable_tree_check(struct memtable *m, uint64_t count)
 {
     struct mt_node *root = atomic_load(&m->root);
@@ -310,6 +339,8 @@ int memtable_tree_check(struct memtable *m, uint64_t count)
         return ERR_CORRUPTION();
     struct check_state st = {.prev = NULL, .seen = 0, .limit = count};
     if (check_node(&st, root, NULL, 0) < 0 || st.seen != count)
+        return ERR_CORRUPTION();
+    if (m->max != st.prev || m->min != (root ? descend_min(root) : NULL))
         return ERR_CORRUPTION();
     return STRATA_OK;
 }

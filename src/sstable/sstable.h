@@ -119,6 +119,16 @@ int sst_reader_may_contain(struct sst_reader *r, const void *key, size_t klen);
 /* Data blocks read from disk (not from the cache) since open: for tests. */
 uint64_t sst_reader_block_reads(const struct sst_reader *r);
 
+/* Checks the whole table: reads every data block not already cached with its
+ * checksum verified (cached blocks were verified when cached; nothing is
+ * added to the cache) and checks that the entries are strictly increasing,
+ * that each lies between its block's separator and the previous one, and that
+ * entries, deletions, raw sizes, sequence range and smallest/largest keys
+ * agree with the properties. For tests, debug builds and `strata verify`.
+ * Returns STRATA_OK, STRATA_CORRUPTION, STRATA_NOMEM or an io status.
+ * Thread-safe. */
+int sst_reader_check(struct sst_reader *r);
+
 /* An iterator over every entry in internal-key order. It keeps the reader (which
  * must outlive it) and one pinned block. Errors end iteration (valid becomes 0)
  * and show in sst_iter_status. */

@@ -34,6 +34,11 @@ void wal_file_name(char *buf, size_t cap, uint64_t number);
  * Returns STRATA_OK, STRATA_NOMEM or an io status. */
 int wal_writer_create(io_env *env, const char *dir, uint64_t number, struct wal_writer **out);
 
+/* The same for a log file with another name in dir (the MANIFEST is such a log);
+   number seeds the record checksums and must be unique among the logs of dir. */
+int wal_writer_create_named(io_env *env, const char *dir, const char *name, uint64_t number,
+                            struct wal_writer **out);
+
 /* Appends a record holding payload[0..len) to the writer's buffer; no I/O.
  * Returns STRATA_OK, STRATA_INVALID if len > WAL_MAX_PAYLOAD, STRATA_NOMEM, or
  * the error that failed the writer earlier. */

@@ -112,8 +112,15 @@ static int fail(struct wal_writer *w, int st)
 
 int wal_writer_create(io_env *env, const char *dir, uint64_t number, struct wal_writer **out)
 {
-    char name[32], path[IO_PATH_MAX];
+    char name[32];
     wal_file_name(name, sizeof(name), number);
+    return wal_writer_create_named(env, dir, name, number, out);
+}
+
+int wal_writer_create_named(io_env *env, const char *dir, const char *name, uint64_t number,
+                            struct wal_writer **out)
+{
+    char path[IO_PATH_MAX];
     int st = io_path(path, sizeof(path), dir, name);
     if (st != STRATA_OK)
         return st;

@@ -35,12 +35,13 @@ enum sim_crash_mode {
        becomes the end of the furthest landed page or the synced size), plus a
        random subset of the unsynced directory changes: each entry keeps either
        its durable or its current binding; the two names of a rename go
-       together. An unsynced truncate lands or not at random. */
+       together. An unsynced truncate lands or not at random. The pwrite the
+       machine died in (sim_env_crash_after) never lands in this mode. */
     SIM_KEEP_SOME,
-    /* Everything reaches the disk except, in each file, its last unsynced
-       pwrite (or the pwrite the machine died in, see sim_env_crash_after), of
-       which only a random strict prefix or a random strict subset of its pages
-       lands. */
+    /* Everything reaches the disk (data and directory changes) except, in
+       each file, its last unsynced pwrite (or the pwrite the machine died in,
+       see sim_env_crash_after), of which only a random strict prefix or a
+       random strict subset of its page-aligned pieces lands. */
     SIM_TORN_LAST,
 };
 
@@ -63,6 +64,12 @@ struct sim_env *sim_env_clone(struct sim_env *s);
    picks the random choices, so a seed replays one outcome), forgets every open
    descriptor and lock, and unfreezes. */
 void sim_env_crash(struct sim_env *s, enum sim_crash_mode mode, uint64_t seed);
+
+/* A process crash rather than a power cut: forgets every open descriptor and
+   lock and unfreezes, but keeps all data and entries (the page cache
+   survives, still unsynced: a later sim_env_crash can lose it). A pwrite
+   refused by the freeze is forgotten: it never happened. */
+void sim_env_kill(struct sim_env *s);
 
 /* Lets n more calls run, then freezes s: call n + 1 from now and every call
    after it fail with STRATA_IO without any effect (0 = the next call fails).
@@ -88,8 +95,7 @@ int sim_env_mkdir_durable(struct sim_env *s, const char *path);
    the caller frees (non-NULL even when empty). durable != 0 reads the bytes a
    KEEP_SYNCED crash would keep for the file the path currently names instead.
    Returns STRATA_OK or STRATA_NOTFOUND. */
-int sim_env_read_file(struct sim_env *s, const char *path, int durable, void **data,
-                      size_t *len);
+int sim_env_read_file(struct sim_env *s, const char *path, int durable, void **data, size_t *len);
 
 /* Whether path currently names a file or directory. */
 int sim_env_exists(struct sim_env *s, const char *path);

@@ -1,0 +1,547 @@
+/*
+ * sst_builder.c - writes a table file from entries given in internal-key order.
+ *
+ * Entries go into the current data block; when it reaches block_bytes it is
+ * finished (restart array appended), compressed if that saves at least 1/8,
+ * framed with its type and checksum and appended to a 256 KiB write buffer
+ * that is written out in whole blocks. The index entry of a block waits for
+ * the first key of the next block so that its separator can be short. At
+ * finish the filter, index, properties and footer follow, then the file is
+ * fdatasynced, renamed from "<path>.tmp" to path and the directory fsynced.
+ *
+ *     sst_builder_new --> OK --(add ... add)--> sst_builder_finish --> freed
+ *                          |                      (on any error: tmp removed)
+ *                          +--(io error or no memory)--> FAILED: every call
+ *                               returns the first error; finish/abandon free
+ *
+ * INVARIANTS
+ *  1. flushed is the file offset of wbuf[0]: bytes [0, flushed) were written
+ *     by successful pwrites; wbuf holds [flushed, flushed + wlen). wbuf only
+ *     ever holds whole framed blocks (and the footer).
+ *  2. last/last_len/last_trailer is the most recently added key (valid when
+ *     props.entries > 0); every added key is > the one before.
+ *  3. pending is set iff a data block was written whose index entry is not
+ *     yet in the index block; (pend_off, pend_size) is its handle and its last
+ *     key is `last`.
+ *  4. hashes holds one hash per distinct user key added so far (keys arrive
+ *     sorted, so equal user keys are adjacent).
+ *  5. Once error != STRATA_OK it never changes and no further writes happen.
+ */
+#include <string.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+#define ZSTD_STATIC_LINKING_ONLY
+#include <zstd.h>
+#include <zstd_errors.h>
+
+#include "bloom.h"
+#include "sst_block.h"
+#include "sstable.h"
+#include "table_format.h"
+#include "util/coding.h"
+#include "util/ikey.h"
+#include "util/mem.h"
+#include "util/status.h"
+
+#define WBUF_SIZE ((size_t)256 * 1024)
+#define MAX_BLOCK_BYTES ((size_t)256 * 1024 * 1024)
+#define MAX_BITS_PER_KEY 100
+
+struct sst_builder {
+    io_env *env;
+    int fd; /* -1 once closed */
+    char *path, *tmp, *dir;
+    struct sst_options o;
+    struct blk_builder data, index;
+    uint8_t *wbuf; /* invariant 1 */
+    size_t wlen, wcap;
+    uint64_t flushed;
+    int pending; /* invariant 3 */
+    uint64_t pend_off, pend_size;
+    uint8_t *last; /* invariant 2 */
+    size_t last_len, last_cap;
+    uint64_t last_trailer;
+    uint8_t *sep; /* scratch for index keys */
+    size_t sep_cap;
+    uint64_t *hashes; /* invariant 4 */
+    size_t nhash, hcap;
+    ZSTD_CCtx *cctx;
+    uint8_t *cbuf;
+    size_t ccap;
+    struct sst_props props;
+    int error; /* invariant 5 */
+};
+
+static void *zalloc(void *opaque, size_t n)
+{
+    (void)opaque;
+    return mem_alloc(n);
+}
+
+static void zfree(void *opaque, void *p)
+{
+    (void)opaque;
+    mem_free(p);
+}
+
+static const ZSTD_customMem zmem = {zalloc, zfree, NULL};
+
+static int fail(struct sst_builder *b, int st)
+{
+    if (b->error == STRATA_OK)
+        b->error = st;
+    return b->error;
+}
+
+static int grow(uint8_t **p, size_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return STRATA_OK;
+    size_t ncap = *cap ? *cap : 256;
+    while (ncap < need)
+        ncap = ncap > SIZE_MAX / 2 ? need : ncap * 2;
+    uint8_t *np = mem_realloc(*p, ncap);
+    if (!np)
+        return ERR_NOMEM();
+    *p = np;
+    *cap = ncap;
+    return STRATA_OK;
+}
+
+static char *concat(const char *a, const char *b, size_t blen)
+{
+    size_t alen = strlen(a);
+    char *s = mem_alloc(alen + blen + 1);
+    if (s) {
+        memcpy(s, a, alen);
+        memcpy(s + alen, b, blen);
+        s[alen + blen] = '\0';
+    }
+    return s;
+}
+
+/* The directory holding path: its parent, "." or "/". */
+static char *parent_dir(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        return mem_strdup(".");
+    if (slash == path)
+        return mem_strdup("/");
+    return concat("", path, (size_t)(slash - path));
+}
+
+static void destroy(struct sst_builder *b)
+{
+    if (b->fd >= 0) {
+        b->env->close(b->env, b->fd);
+        b->env->unlink(b->env, b->tmp);
+    }
+    blk_builder_free(&b->data);
+    blk_builder_free(&b->index);
+    ZSTD_freeCCtx(b->cctx);
+    mem_free(b->cbuf);
+    mem_free(b->wbuf);
+    mem_free(b->last);
+    mem_free(b->sep);
+    mem_free(b->hashes);
+    mem_free(b->path);
+    mem_free(b->tmp);
+    mem_free(b->dir);
+    sst_props_clear(&b->props);
+    mem_free(b);
+}
+
+int sst_builder_new(io_env *env, const char *path, const struct sst_options *o,
+                    struct sst_builder **out)
+{
+    if (!env || !path || !o || !out || o->block_bytes == 0 || o->block_bytes > MAX_BLOCK_BYTES ||
+        o->bloom_bits_per_key < 0 || o->bloom_bits_per_key > MAX_BITS_PER_KEY ||
+        o->compression_level < 0 || o->compression_level > ZSTD_maxCLevel() ||
+        strlen(path) + 5 > IO_PATH_MAX)
+        return ERR_INVALID();
+    struct sst_builder *b = mem_calloc(1, sizeof(*b));
+    if (!b)
+        return ERR_NOMEM();
+    b->env = env;
+    b->fd = -1;
+    b->o = *o;
+    blk_builder_init(&b->data, SST_RESTART_INTERVAL);
+    blk_builder_init(&b->index, SST_INDEX_RESTART_INTERVAL);
+    b->props.min_seq = UINT64_MAX;
+    b->path = mem_strdup(path);
+    b->tmp = concat(path, ".tmp", 4);
+    b->dir = parent_dir(path);
+    b->wcap = WBUF_SIZE;
+    b->wbuf = mem_alloc(b->wcap);
+    if (!b->path || !b->tmp || !b->dir || !b->wbuf) {
+        destroy(b);
+        return ERR_NOMEM();
+    }
+    int st = env->open(env, b->tmp, IO_WRITE | IO_CREATE | IO_TRUNCATE, &b->fd);
+    if (st != STRATA_OK) {
+        b->fd = -1;
+        destroy(b);
+        return st;
+    }
+    *out = b;
+    return STRATA_OK;
+}
+
+/* Writes the buffer out (invariant 1). */
+static int flush(struct sst_builder *b)
+{
+    if (b->wlen == 0)
+        return STRATA_OK;
+    int st = b->env->pwrite(b->env, b->fd, b->wbuf, b->wlen, b->flushed);
+    if (st != STRATA_OK)
+        return fail(b, st);
+    b->flushed += b->wlen;
+    b->wlen = 0;
+    if (b->wcap > WBUF_SIZE) {
+        /* One huge block grew the buffer: give the memory back. */
+        uint8_t *nb = mem_realloc(b->wbuf, WBUF_SIZE);
+        if (nb) {
+            b->wbuf = nb;
+            b->wcap = WBUF_SIZE;
+        }
+    }
+    return STRATA_OK;
+}
+
+/* Makes room for n more bytes in the buffer, flushing whole blocks first. */
+static int room(struct sst_builder *b, size_t n)
+{
+    if (b->wlen + n <= b->wcap)
+        return STRATA_OK;
+    int st = flush(b);
+    if (st != STRATA_OK)
+        return st;
+    st = grow(&b->wbuf, &b->wcap, n);
+    return st == STRATA_OK ? st : fail(b, st);
+}
+
+/* Frames contents as a block (compressing when allowed and worth it) into the
+ * buffer and returns its handle. */
+static int write_block(struct sst_builder *b, const uint8_t *contents, size_t len, int compress,
+                       uint64_t *off, uint64_t *size)
+{
+    const uint8_t *src = contents;
+    size_t slen = len;
+    uint8_t type = SST_TYPE_NONE;
+    if (compress && b->o.compression_level > 0) {
+        size_t bound = VARINT_MAX + ZSTD_compressBound(len);
+        int st = grow(&b->cbuf, &b->ccap, bound);
+        if (st != STRATA_OK)
+            return fail(b, st);
+        if (!b->cctx && !(b->cctx = ZSTD_createCCtx_advanced(zmem)))
+            return fail(b, ERR_NOMEM());
+        uint8_t *p = put_varint(b->cbuf, len);
+        size_t hdr = (size_t)(p - b->cbuf);
+        size_t n = ZSTD_compressCCtx(b->cctx, p, bound - hdr, contents, len,
+                                     b->o.compression_level);
+        if (ZSTD_isError(n)) {
+            if (ZSTD_getErrorCode(n) == ZSTD_error_memory_allocation)
+                return fail(b, ERR_NOMEM());
+            /* Any other failure just leaves the block uncompressed. */
+        } else if (hdr + n <= len - len / 8) {
+            src = b->cbuf;
+            slen = hdr + n;
+            type = SST_TYPE_ZSTD;
+        }
+    }
+    int st = room(b, slen + SST_BLOCK_TRAILER);
+    if (st != STRATA_OK)
+        return st;
+    uint8_t *w = b->wbuf + b->wlen;
+    memcpy(w, src, slen);
+    w[slen] = type;
+    put_u64(w + slen + 1, XXH3_64bits(w, slen + 1));
+    *off = b->flushed + b->wlen;
+    *size = slen;
+    b->wlen += slen + SST_BLOCK_TRAILER;
+    return STRATA_OK;
+}
+
+/* Adds the index entry of the pending block (invariant 3). Its key is a short
+ * user key u with last <= (u, trailer) < next: a prefix of next, or of last
+ * with its final byte raised, when that is shorter than last's user key; then
+ * the trailer is SST_SEPARATOR_TRAILER (the smallest internal key for u).
+ * Otherwise the block's last key itself. next is NULL for the final block. */
+static int add_index_entry(struct sst_builder *b, const uint8_t *next, size_t nlen)
+{
+    const uint8_t *a = b->last;
+    size_t alen = b->last_len;
+    const uint8_t *u = a;
+    size_t ulen = alen;
+    uint64_t trailer = b->last_trailer;
+    int bump = 0;
+    if (next) {
+        size_t n = alen < nlen ? alen : nlen, p = 0;
+        while (p < n && a[p] == next[p])
+            p++;
+        if (p < n && p + 1 < alen) {
+            if (nlen > p + 1) {
+                u = next;
+                ulen = p + 1;
+                trailer = SST_SEPARATOR_TRAILER;
+            } else if (a[p] + 1 < next[p]) {
+                ulen = p + 1;
+                bump = 1;
+                trailer = SST_SEPARATOR_TRAILER;
+            }
+        }
+    } else {
+        for (size_t i = 0; i + 1 < alen; i++) {
+            if (a[i] != 0xff) {
+                ulen = i + 1;
+                bump = 1;
+                trailer = SST_SEPARATOR_TRAILER;
+                break;
+            }
+        }
+    }
+    int st = grow(&b->sep, &b->sep_cap, ulen ? ulen : 1);
+    if (st != STRATA_OK)
+        return fail(b, st);
+    if (ulen)
+        memcpy(b->sep, u, ulen);
+    if (bump)
+        b->sep[ulen - 1]++;
+    uint8_t v[2 * VARINT_MAX];
+    uint8_t *p = put_varint(v, b->pend_off);
+    p = put_varint(p, b->pend_size);
+    st = blk_builder_add(&b->index, b->sep, ulen, trailer, v, (size_t)(p - v));
+    if (st != STRATA_OK)
+        return fail(b, st);
+    b->pending = 0;
+    return STRATA_OK;
+}
+
+static int finish_data_block(struct sst_builder *b)
+{
+    const uint8_t *contents;
+    size_t len;
+    int st = blk_builder_finish(&b->data, &contents, &len);
+    if (st != STRATA_OK)
+        return fail(b, st);
+    st = write_block(b, contents, len, 1, &b->pend_off, &b->pend_size);
+    if (st != STRATA_OK)
+        return st;
+    b->props.data_blocks++;
+    b->pending = 1;
+    blk_builder_reset(&b->data);
+    return STRATA_OK;
+}
+
+int sst_builder_add(struct sst_builder *b, const void *key, size_t klen, uint64_t trailer,
+                    const void *val, size_t vlen)
+{
+    if (b->error != STRATA_OK)
+        return b->error;
+    if ((!key && klen) || (!val && vlen) || klen > STRATA_MAX_KEY_LEN ||
+        vlen > STRATA_MAX_VALUE_LEN || trailer_kind(trailer) > KIND_MAX)
+        return ERR_INVALID();
+    int first = b->props.entries == 0;
+    if (!first && ikey_compare(key, klen, trailer, b->last, b->last_len, b->last_trailer) <= 0)
+        return ERR_INVALID();
+    int st;
+    if (b->pending && (st = add_index_entry(b, key, klen)) != STRATA_OK)
+        return st;
+    if (b->o.bloom_bits_per_key > 0 &&
+        (first || ukey_compare(key, klen, b->last, b->last_len) != 0)) {
+        if (b->nhash == b->hcap) {
+            size_t ncap = b->hcap ? b->hcap * 2 : 1024;
+            uint64_t *nh = mem_realloc(b->hashes, ncap * sizeof(*nh));
+            if (!nh)
+                return fail(b, ERR_NOMEM());
+            b->hashes = nh;
+            b->hcap = ncap;
+        }
+        b->hashes[b->nhash++] = bloom_hash(key, klen);
+    }
+    if ((st = blk_builder_add(&b->data, key, klen, trailer, val, vlen)) != STRATA_OK)
+        return fail(b, st);
+    if ((st = grow(&b->last, &b->last_cap, klen ? klen : 1)) != STRATA_OK)
+        return fail(b, st);
+    if (first) {
+        b->props.smallest = mem_alloc(klen);
+        if (!b->props.smallest)
+            return fail(b, ERR_NOMEM());
+        if (klen)
+            memcpy(b->props.smallest, key, klen);
+        b->props.smallest_len = klen;
+        b->props.smallest_trailer = trailer;
+    }
+    if (klen)
+        memcpy(b->last, key, klen);
+    b->last_len = klen;
+    b->last_trailer = trailer;
+
+    struct sst_props *p = &b->props;
+    p->entries++;
+    p->deletions += trailer_kind(trailer) == KIND_DELETE;
+    p->raw_key_bytes += klen;
+    p->raw_value_bytes += vlen;
+    uint64_t seq = trailer_seq(trailer);
+    if (seq < p->min_seq)
+        p->min_seq = seq;
+    if (seq > p->max_seq)
+        p->max_seq = seq;
+
+    if (blk_builder_estimate(&b->data) >= b->o.block_bytes)
+        return finish_data_block(b);
+    return STRATA_OK;
+}
+
+uint64_t sst_builder_size(const struct sst_builder *b)
+{
+    uint64_t n = b->flushed + b->wlen;
+    if (b->data.entries)
+        n += blk_builder_estimate(&b->data) + SST_BLOCK_TRAILER;
+    return n;
+}
+
+uint64_t sst_builder_entries(const struct sst_builder *b)
+{
+    return b->props.entries;
+}
+
+/* Properties block contents (table_format.h) into a fresh buffer. */
+static int encode_props(const struct sst_props *p, uint8_t **out, size_t *len)
+{
+    size_t cap = 11 * VARINT_MAX + 2 * 8 + p->smallest_len + p->largest_len;
+    uint8_t *buf = mem_alloc(cap);
+    if (!buf)
+        return ERR_NOMEM();
+    uint8_t *w = buf;
+    w = put_varint(w, SST_PROPS_VERSION);
+    w = put_varint(w, p->entries);
+    w = put_varint(w, p->deletions);
+    w = put_varint(w, p->raw_key_bytes);
+    w = put_varint(w, p->raw_value_bytes);
+    w = put_varint(w, p->data_blocks);
+    w = put_varint(w, p->data_bytes);
+    w = put_varint(w, p->min_seq);
+    w = put_varint(w, p->max_seq);
+    w = put_varint(w, p->smallest_len);
+    if (p->smallest_len)
+        memcpy(w, p->smallest, p->smallest_len);
+    w += p->smallest_len;
+    put_u64(w, p->smallest_trailer);
+    w += 8;
+    w = put_varint(w, p->largest_len);
+    if (p->largest_len)
+        memcpy(w, p->largest, p->largest_len);
+    w += p->largest_len;
+    put_u64(w, p->largest_trailer);
+    w += 8;
+    *out = buf;
+    *len = (size_t)(w - buf);
+    return STRATA_OK;
+}
+
+/* Everything after the last data block, through the footer, into the buffer. */
+static int write_tail(struct sst_builder *b)
+{
+    int st;
+    if (b->data.entries && (st = finish_data_block(b)) != STRATA_OK)
+        return st;
+    if (b->pending && (st = add_index_entry(b, NULL, 0)) != STRATA_OK)
+        return st;
+    struct sst_props *p = &b->props;
+    p->data_bytes = b->flushed + b->wlen;
+    if (p->entries == 0) {
+        p->min_seq = 0;
+    } else {
+        p->largest = mem_alloc(b->last_len);
+        if (!p->largest)
+            return fail(b, ERR_NOMEM());
+        if (b->last_len)
+            memcpy(p->largest, b->last, b->last_len);
+        p->largest_len = b->last_len;
+        p->largest_trailer = b->last_trailer;
+    }
+
+    uint64_t foff = 0, fsize = 0, ioff, isize, poff, psize;
+    if (b->o.bloom_bits_per_key > 0) {
+        size_t flen = bloom_size(b->nhash, b->o.bloom_bits_per_key);
+        uint8_t *f = mem_alloc(flen);
+        if (!f)
+            return fail(b, ERR_NOMEM());
+        bloom_build(b->hashes, b->nhash, b->o.bloom_bits_per_key, f);
+        st = write_block(b, f, flen, 0, &foff, &fsize);
+        mem_free(f);
+        if (st != STRATA_OK)
+            return st;
+    }
+    const uint8_t *contents;
+    size_t len;
+    if ((st = blk_builder_finish(&b->index, &contents, &len)) != STRATA_OK)
+        return fail(b, st);
+    if ((st = write_block(b, contents, len, 0, &ioff, &isize)) != STRATA_OK)
+        return st;
+    uint8_t *pbuf;
+    if ((st = encode_props(p, &pbuf, &len)) != STRATA_OK)
+        return fail(b, st);
+    st = write_block(b, pbuf, len, 0, &poff, &psize);
+    mem_free(pbuf);
+    if (st != STRATA_OK)
+        return st;
+
+    if ((st = room(b, SST_FOOTER_SIZE)) != STRATA_OK)
+        return st;
+    uint8_t *ft = b->wbuf + b->wlen;
+    put_u64(ft + SST_FT_FILTER_OFF, foff);
+    put_u64(ft + SST_FT_FILTER_SIZE, fsize);
+    put_u64(ft + SST_FT_INDEX_OFF, ioff);
+    put_u64(ft + SST_FT_INDEX_SIZE, isize);
+    put_u64(ft + SST_FT_PROPS_OFF, poff);
+    put_u64(ft + SST_FT_PROPS_SIZE, psize);
+    put_u32(ft + SST_FT_VERSION, SST_FORMAT_VERSION);
+    put_u32(ft + SST_FT_FLAGS, 0);
+    put_u64(ft + SST_FT_CHECKSUM, XXH3_64bits(ft, SST_FT_CHECKSUM));
+    memcpy(ft + SST_FT_MAGIC, SST_MAGIC, SST_MAGIC_LEN);
+    b->wlen += SST_FOOTER_SIZE;
+    p->file_size = b->flushed + b->wlen;
+    return flush(b);
+}
+
+int sst_builder_finish(struct sst_builder *b, struct sst_props *props)
+{
+    int st = b->error;
+    if (st == STRATA_OK)
+        st = write_tail(b);
+    if (st == STRATA_OK)
+        st = b->env->sync(b->env, b->fd);
+    if (st == STRATA_OK) {
+        st = b->env->close(b->env, b->fd);
+        if (st != STRATA_OK)
+            b->env->unlink(b->env, b->tmp);
+        b->fd = -1;
+    }
+    if (st == STRATA_OK) {
+        st = b->env->rename(b->env, b->tmp, b->path);
+        if (st != STRATA_OK)
+            b->env->unlink(b->env, b->tmp);
+    }
+    if (st == STRATA_OK) {
+        st = b->env->sync_dir(b->env, b->dir);
+        /* Not durable: take the table back so that no caller relies on it. */
+        if (st != STRATA_OK)
+            b->env->unlink(b->env, b->path);
+    }
+    if (st == STRATA_OK && props) {
+        *props = b->props;
+        memset(&b->props, 0, sizeof(b->props));
+    }
+    destroy(b);
+    return st;
+}
+
+void sst_builder_abandon(struct sst_builder *b)
+{
+    if (b)
+        destroy(b);
+}

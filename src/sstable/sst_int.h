@@ -1,0 +1,57 @@
+/*
+ * sst_int.h - the table reader's state, shared by sst_reader.c and sst_iter.c
+ * (private to src/sstable).
+ */
+#ifndef STRATA_SST_INT_H
+#define STRATA_SST_INT_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "block_cache.h"
+#include "bloom.h"
+#include "sstable.h"
+
+/* One data block as the index describes it, decoded at open. */
+struct sst_index_entry {
+    const uint8_t *key; /* separator's user key, in sst_reader.index_keys */
+    size_t klen;
+    uint64_t trailer;
+    uint64_t offset, size; /* block handle: contents bytes, trailer excluded */
+};
+
+/* Decompression contexts kept for reuse (creating one costs ~100 KiB). */
+#define SST_DCTX_POOL 8
+
+struct sst_reader {
+    io_env *env;
+    int fd;
+    uint64_t number;
+    struct block_cache *cache; /* may be NULL */
+    uint64_t data_end;         /* data blocks occupy [0, data_end) */
+    size_t nblocks;
+    struct sst_index_entry *index;
+    uint8_t *index_keys;
+    struct bc_entry *filter_block; /* holds the filter's bytes; NULL = no filter */
+    struct bloom filter;
+    struct sst_props props;
+    atomic_uint_fast64_t block_reads;
+    uv_mutex_t dmu; /* guards dpool and dcount */
+    void *dpool[SST_DCTX_POOL];
+    int dcount;
+};
+
+/* Index of the first block whose separator is >= (key, trailer); nblocks if
+ * there is none. */
+size_t sst_index_search(const struct sst_reader *r, const void *key, size_t klen,
+                        uint64_t trailer);
+
+/* Data block i with a reference the caller releases with block_cache_release:
+ * from the cache, or read (and, with ro->fill_cache, cached). Returns STRATA_OK,
+ * STRATA_CORRUPTION, STRATA_NOMEM or an io status. */
+int sst_read_data_block(struct sst_reader *r, const struct sst_read_options *ro, size_t i,
+                        struct bc_entry **out);
+
+#endif

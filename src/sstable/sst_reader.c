@@ -1,0 +1,488 @@
+/*
+ * sst_reader.c - opens a table file and answers point lookups.
+ *
+ * Open reads the footer, then the properties, index and filter blocks, all
+ * checksum-verified; the index is decoded once into an array of (separator,
+ * handle) so a lookup binary-searches plain memory, and the filter's bytes are
+ * kept as they are. Both belong to the reader and are not charged to the
+ * block cache. A lookup asks the filter, searches the index, takes the data
+ * block from the cache (reading and verifying it on a miss) and searches it.
+ *
+ * INVARIANTS (after a successful open; nothing below changes until close)
+ *  1. The file is laid out exactly as doc/table_format.md says: data blocks in
+ *     [0, data_end), then filter (if any), index, properties, footer.
+ *  2. index[0..nblocks) are strictly increasing separators whose handles tile
+ *     [0, data_end) in order with no gaps: each block is inside the file.
+ *  3. props passed its consistency checks and props.file_size is the file's
+ *     size; props.data_blocks == nblocks, props.data_bytes == data_end.
+ *  4. The cache only ever holds blocks whose checksum was verified and whose
+ *     restart array passed blk_parse.
+ */
+#include <string.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+#define ZSTD_STATIC_LINKING_ONLY
+#include <zstd.h>
+#include <zstd_errors.h>
+
+#include "sst_block.h"
+#include "sst_int.h"
+#include "table_format.h"
+#include "util/coding.h"
+#include "util/ikey.h"
+#include "util/mem.h"
+#include "util/status.h"
+
+static const struct sst_read_options default_ro = {1, 1};
+
+void sst_props_clear(struct sst_props *p)
+{
+    if (!p)
+        return;
+    mem_free(p->smallest);
+    mem_free(p->largest);
+    p->smallest = p->largest = NULL;
+    p->smallest_len = p->largest_len = 0;
+}
+
+/* ------------------------------------------------------------------ blocks */
+
+static void *zalloc(void *opaque, size_t n)
+{
+    (void)opaque;
+    return mem_alloc(n);
+}
+
+static void zfree(void *opaque, void *p)
+{
+    (void)opaque;
+    mem_free(p);
+}
+
+static const ZSTD_customMem zmem = {zalloc, zfree, NULL};
+
+static ZSTD_DCtx *take_dctx(struct sst_reader *r)
+{
+    ZSTD_DCtx *d = NULL;
+    uv_mutex_lock(&r->dmu);
+    if (r->dcount > 0)
+        d = r->dpool[--r->dcount];
+    uv_mutex_unlock(&r->dmu);
+    return d ? d : ZSTD_createDCtx_advanced(zmem);
+}
+
+static void give_dctx(struct sst_reader *r, ZSTD_DCtx *d)
+{
+    uv_mutex_lock(&r->dmu);
+    if (r->dcount < SST_DCTX_POOL) {
+        r->dpool[r->dcount++] = d;
+        d = NULL;
+    }
+    uv_mutex_unlock(&r->dmu);
+    ZSTD_freeDCtx(d);
+}
+
+/* Inflates a zstd block (contents: varint size | frame) into a fresh entry. */
+static int inflate(struct sst_reader *r, const uint8_t *p, size_t n, struct bc_entry **out)
+{
+    uint64_t raw;
+    const uint8_t *frame = get_varint(p, p + n, &raw);
+    if (!frame || raw > SST_MAX_BLOCK_LEN)
+        return ERR_CORRUPTION();
+    struct bc_entry *e = bc_entry_new((size_t)raw);
+    if (!e)
+        return ERR_NOMEM();
+    ZSTD_DCtx *d = take_dctx(r);
+    if (!d) {
+        block_cache_release(e);
+        return ERR_NOMEM();
+    }
+    size_t got = ZSTD_decompressDCtx(d, e->data, (size_t)raw, frame, (size_t)(p + n - frame));
+    give_dctx(r, d);
+    if (ZSTD_isError(got) || got != raw) {
+        block_cache_release(e);
+        if (ZSTD_isError(got) && ZSTD_getErrorCode(got) == ZSTD_error_memory_allocation)
+            return ERR_NOMEM();
+        return ERR_CORRUPTION();
+    }
+    *out = e;
+    return STRATA_OK;
+}
+
+/* Reads the block with handle (off, size) into a fresh uncached entry holding
+ * its uncompressed contents. The caller has checked that the handle lies in
+ * the file. The checksum is verified when verify is set. */
+static int fetch(struct sst_reader *r, uint64_t off, uint64_t size, int verify,
+                 struct bc_entry **out)
+{
+    if (size > SST_MAX_BLOCK_LEN)
+        return ERR_CORRUPTION();
+    size_t n = (size_t)size;
+    struct bc_entry *e = bc_entry_new(n + SST_BLOCK_TRAILER);
+    if (!e)
+        return ERR_NOMEM();
+    int st = io_read_exact(r->env, r->fd, e->data, n + SST_BLOCK_TRAILER, off);
+    if (st == STRATA_OK && verify && XXH3_64bits(e->data, n + 1) != get_u64(e->data + n + 1))
+        st = ERR_CORRUPTION();
+    if (st == STRATA_OK) {
+        switch (e->data[n]) {
+        case SST_TYPE_NONE:
+            e->len = n;
+            *out = e;
+            return STRATA_OK;
+        case SST_TYPE_ZSTD:
+            st = inflate(r, e->data, n, out);
+            break;
+        default:
+            st = ERR_CORRUPTION();
+        }
+    }
+    block_cache_release(e);
+    return st;
+}
+
+int sst_read_data_block(struct sst_reader *r, const struct sst_read_options *ro, size_t i,
+                        struct bc_entry **out)
+{
+    const struct sst_index_entry *x = &r->index[i];
+    struct bc_entry *e;
+    if (r->cache && (e = block_cache_lookup(r->cache, r->number, x->offset))) {
+        *out = e;
+        return STRATA_OK;
+    }
+    /* Only verified blocks enter the cache (invariant 4), so a block bound
+       for it is verified whatever ro says. */
+    int fill = r->cache && ro->fill_cache;
+    int st = fetch(r, x->offset, x->size, ro->verify_checksums || fill, &e);
+    if (st != STRATA_OK)
+        return st;
+    atomic_fetch_add_explicit(&r->block_reads, 1, memory_order_relaxed);
+    st = blk_parse(e->data, e->len, &e->blk);
+    if (st == STRATA_OK && e->blk.nrestarts == 0)
+        st = ERR_CORRUPTION(); /* data blocks are never empty */
+    if (st != STRATA_OK) {
+        block_cache_release(e);
+        return st;
+    }
+    if (fill)
+        block_cache_insert(r->cache, r->number, x->offset, e);
+    *out = e;
+    return STRATA_OK;
+}
+
+/* ------------------------------------------------------------------ open */
+
+/* Whether a block with contents size ends (trailer included) exactly at end
+ * and starts at off. */
+static int block_ends_at(uint64_t off, uint64_t size, uint64_t end)
+{
+    return size <= SST_MAX_BLOCK_LEN && size + SST_BLOCK_TRAILER <= end &&
+           off == end - size - SST_BLOCK_TRAILER;
+}
+
+static int decode_props(const uint8_t *p, size_t n, struct sst_props *out)
+{
+    const uint8_t *end = p + n;
+    uint64_t v[10];
+    for (int i = 0; i < 10; i++)
+        if (!(p = get_varint(p, end, &v[i])))
+            return ERR_CORRUPTION();
+    if (v[0] != SST_PROPS_VERSION)
+        return ERR_CORRUPTION();
+    struct sst_props pr;
+    memset(&pr, 0, sizeof(pr));
+    pr.entries = v[1];
+    pr.deletions = v[2];
+    pr.raw_key_bytes = v[3];
+    pr.raw_value_bytes = v[4];
+    pr.data_blocks = v[5];
+    pr.data_bytes = v[6];
+    pr.min_seq = v[7];
+    pr.max_seq = v[8];
+    uint64_t slen = v[9], llen;
+    if (slen > (size_t)(end - p) || (size_t)(end - p) - slen < 8)
+        return ERR_CORRUPTION();
+    const uint8_t *s = p;
+    p += slen;
+    pr.smallest_trailer = get_u64(p);
+    p += 8;
+    if (!(p = get_varint(p, end, &llen)) || llen > (size_t)(end - p) ||
+        (size_t)(end - p) - llen != 8)
+        return ERR_CORRUPTION();
+    const uint8_t *l = p;
+    pr.largest_trailer = get_u64(p + llen);
+    if (pr.deletions > pr.entries || pr.data_blocks > pr.entries || pr.min_seq > pr.max_seq)
+        return ERR_CORRUPTION();
+    if (pr.entries == 0 ? (slen || llen || pr.max_seq)
+                        : ikey_compare(s, slen, pr.smallest_trailer, l, llen,
+                                       pr.largest_trailer) > 0)
+        return ERR_CORRUPTION();
+    if (pr.entries) {
+        pr.smallest = mem_alloc(slen);
+        pr.largest = mem_alloc(llen);
+        if (!pr.smallest || !pr.largest) {
+            sst_props_clear(&pr);
+            return ERR_NOMEM();
+        }
+        memcpy(pr.smallest, s, slen);
+        memcpy(pr.largest, l, llen);
+        pr.smallest_len = slen;
+        pr.largest_len = llen;
+    }
+    *out = pr;
+    return STRATA_OK;
+}
+
+/* Decodes the index block into r->index (invariant 2). */
+static int decode_index(struct sst_reader *r, const uint8_t *data, size_t len)
+{
+    struct blk b;
+    int st = blk_parse(data, len, &b);
+    if (st != STRATA_OK)
+        return st;
+    struct blk_iter it;
+    blk_iter_init(&it);
+    blk_iter_reset(&it, &b);
+    /* Pass 1: count entries and key bytes so that two allocations do. */
+    size_t n = 0, kbytes = 0;
+    for (blk_iter_first(&it); it.valid; blk_iter_next(&it)) {
+        n++;
+        kbytes += it.klen - SST_IKEY_TRAILER;
+    }
+    st = it.status;
+    if (st == STRATA_OK) {
+        r->index = mem_calloc(n, sizeof(*r->index));
+        r->index_keys = mem_alloc(kbytes);
+        if (!r->index || !r->index_keys)
+            st = ERR_NOMEM();
+    }
+    uint64_t expect = 0;
+    size_t i = 0;
+    uint8_t *k = r->index_keys;
+    if (st == STRATA_OK) {
+        for (blk_iter_first(&it); it.valid && i < n; blk_iter_next(&it), i++) {
+            struct sst_index_entry *x = &r->index[i];
+            x->klen = it.klen - SST_IKEY_TRAILER;
+            x->trailer = blk_iter_trailer(&it);
+            memcpy(k, it.key, x->klen);
+            x->key = k;
+            k += x->klen;
+            const uint8_t *p = it.val, *end = it.val + it.vlen;
+            if (!(p = get_varint(p, end, &x->offset)) || !(p = get_varint(p, end, &x->size)) ||
+                p != end || x->offset != expect || x->size > SST_MAX_BLOCK_LEN ||
+                x->size + SST_BLOCK_TRAILER > r->data_end - expect ||
+                (i > 0 && ikey_compare(x[-1].key, x[-1].klen, x[-1].trailer, x->key, x->klen,
+                                       x->trailer) >= 0)) {
+                st = ERR_CORRUPTION();
+                break;
+            }
+            expect += x->size + SST_BLOCK_TRAILER;
+        }
+        if (st == STRATA_OK)
+            st = it.status;
+        if (st == STRATA_OK && (i != n || expect != r->data_end))
+            st = ERR_CORRUPTION();
+    }
+    blk_iter_release(&it);
+    r->nblocks = n;
+    return st;
+}
+
+static void destroy(struct sst_reader *r)
+{
+    mem_free(r->index);
+    mem_free(r->index_keys);
+    block_cache_release(r->filter_block);
+    sst_props_clear(&r->props);
+    for (int i = 0; i < r->dcount; i++)
+        ZSTD_freeDCtx(r->dpool[i]);
+    uv_mutex_destroy(&r->dmu);
+    if (r->fd >= 0)
+        r->env->close(r->env, r->fd);
+    mem_free(r);
+}
+
+/* Footer, layout (invariant 1), properties, index, filter. */
+static int load(struct sst_reader *r)
+{
+    uint64_t fsize;
+    int st = r->env->size(r->env, r->fd, &fsize);
+    if (st != STRATA_OK)
+        return st;
+    if (fsize < SST_FOOTER_SIZE)
+        return ERR_CORRUPTION();
+    uint64_t fo = fsize - SST_FOOTER_SIZE;
+    uint8_t ft[SST_FOOTER_SIZE];
+    if ((st = io_read_exact(r->env, r->fd, ft, sizeof(ft), fo)) != STRATA_OK)
+        return st;
+    if (memcmp(ft + SST_FT_MAGIC, SST_MAGIC, SST_MAGIC_LEN) != 0 ||
+        XXH3_64bits(ft, SST_FT_CHECKSUM) != get_u64(ft + SST_FT_CHECKSUM) ||
+        get_u32(ft + SST_FT_VERSION) != SST_FORMAT_VERSION || get_u32(ft + SST_FT_FLAGS) != 0)
+        return ERR_CORRUPTION();
+    uint64_t foff = get_u64(ft + SST_FT_FILTER_OFF), fsz = get_u64(ft + SST_FT_FILTER_SIZE);
+    uint64_t ioff = get_u64(ft + SST_FT_INDEX_OFF), isz = get_u64(ft + SST_FT_INDEX_SIZE);
+    uint64_t poff = get_u64(ft + SST_FT_PROPS_OFF), psz = get_u64(ft + SST_FT_PROPS_SIZE);
+    if (!block_ends_at(poff, psz, fo) || !block_ends_at(ioff, isz, poff))
+        return ERR_CORRUPTION();
+    if (fsz ? !block_ends_at(foff, fsz, ioff) : foff != 0)
+        return ERR_CORRUPTION();
+    r->data_end = fsz ? foff : ioff;
+
+    struct bc_entry *e;
+    if ((st = fetch(r, poff, psz, 1, &e)) != STRATA_OK)
+        return st;
+    st = decode_props(e->data, e->len, &r->props);
+    block_cache_release(e);
+    if (st != STRATA_OK)
+        return st;
+    r->props.file_size = fsize;
+
+    if ((st = fetch(r, ioff, isz, 1, &e)) != STRATA_OK)
+        return st;
+    st = decode_index(r, e->data, e->len);
+    block_cache_release(e);
+    if (st != STRATA_OK)
+        return st;
+    if (r->props.data_blocks != r->nblocks || r->props.data_bytes != r->data_end ||
+        (r->nblocks == 0) != (r->props.entries == 0))
+        return ERR_CORRUPTION();
+
+    if (fsz) {
+        if ((st = fetch(r, foff, fsz, 1, &r->filter_block)) != STRATA_OK)
+            return st;
+        st = bloom_parse(r->filter_block->data, r->filter_block->len, &r->filter);
+    }
+    return st;
+}
+
+int sst_reader_open(io_env *env, const char *path, uint64_t number, struct block_cache *cache,
+                    struct sst_reader **out)
+{
+    if (!env || !path || !out)
+        return ERR_INVALID();
+    struct sst_reader *r = mem_calloc(1, sizeof(*r));
+    if (!r)
+        return ERR_NOMEM();
+    if (uv_mutex_init(&r->dmu) != 0) {
+        mem_free(r);
+        return ERR_NOMEM();
+    }
+    r->env = env;
+    r->number = number;
+    r->cache = cache;
+    atomic_init(&r->block_reads, 0);
+    int st = env->open(env, path, IO_READ, &r->fd);
+    if (st != STRATA_OK) {
+        r->fd = -1;
+        destroy(r);
+        return st;
+    }
+    st = load(r);
+    if (st != STRATA_OK) {
+        destroy(r);
+        return st;
+    }
+    *out = r;
+    return STRATA_OK;
+}
+
+void sst_reader_close(struct sst_reader *r)
+{
+    if (r)
+        destroy(r);
+}
+
+const struct sst_props *sst_reader_props(const struct sst_reader *r)
+{
+    return &r->props;
+}
+
+uint64_t sst_reader_block_reads(const struct sst_reader *r)
+{
+    return atomic_load_explicit(&r->block_reads, memory_order_relaxed);
+}
+
+/* ------------------------------------------------------------------ lookups */
+
+size_t sst_index_search(const struct sst_reader *r, const void *key, size_t klen,
+                        uint64_t trailer)
+{
+    size_t lo = 0, hi = r->nblocks;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const struct sst_index_entry *x = &r->index[mid];
+        if (ikey_compare(x->key, x->klen, x->trailer, key, klen, trailer) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+int sst_reader_may_contain(struct sst_reader *r, const void *key, size_t klen)
+{
+    if (!r->filter_block)
+        return 1;
+    return bloom_may_contain(&r->filter, bloom_hash(key, klen));
+}
+
+int sst_reader_get(struct sst_reader *r, const struct sst_read_options *ro, const void *key,
+                   size_t klen, uint64_t seq, int *kind, void **val, size_t *vlen,
+                   int *filtered)
+{
+    if (filtered)
+        *filtered = 0;
+    if (!kind || (!key && klen))
+        return ERR_INVALID();
+    if (!ro)
+        ro = &default_ro;
+    if (!sst_reader_may_contain(r, key, klen)) {
+        if (filtered)
+            *filtered = 1;
+        return STRATA_NOTFOUND;
+    }
+    uint64_t trailer = ikey_trailer(seq > SEQ_MAX ? SEQ_MAX : seq, KIND_MAX);
+    /* The separator of block i is < every key of block i + 1, so when block i
+       holds no entry >= target the next entry has a greater user key. */
+    size_t i = sst_index_search(r, key, klen, trailer);
+    if (i == r->nblocks)
+        return STRATA_NOTFOUND;
+    struct bc_entry *e;
+    int st = sst_read_data_block(r, ro, i, &e);
+    if (st != STRATA_OK)
+        return st;
+    struct blk_iter it;
+    blk_iter_init(&it);
+    blk_iter_reset(&it, &e->blk);
+    blk_iter_seek(&it, key, klen, trailer);
+    st = it.status;
+    if (st == STRATA_OK) {
+        if (!it.valid || ukey_compare(it.key, it.klen - SST_IKEY_TRAILER, key, klen) != 0) {
+            st = STRATA_NOTFOUND;
+        } else {
+            int k = trailer_kind(blk_iter_trailer(&it));
+            if (k > KIND_MAX) {
+                st = ERR_CORRUPTION();
+            } else if (k == KIND_VALUE) {
+                if (!val || !vlen) {
+                    st = ERR_INVALID();
+                } else {
+                    void *v = mem_alloc(it.vlen);
+                    if (!v) {
+                        st = ERR_NOMEM();
+                    } else {
+                        memcpy(v, it.val, it.vlen);
+                        *val = v;
+                        *vlen = it.vlen;
+                    }
+                }
+            }
+            if (st == STRATA_OK)
+                *kind = k;
+        }
+    }
+    blk_iter_release(&it);
+    block_cache_release(e);
+    return st;
+}
