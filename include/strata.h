@@ -219,21 +219,32 @@ STRATA_API int strata_write(strata_db *db, const strata_write_options *wo, strat
  * the write or fdatasync failed (writes stop: a failed fdatasync is never retried). */
 STRATA_API int strata_sync(strata_db *db);
 
+/* Turns the memtable into a level-0 table and waits until it is written and
+ * recorded in the MANIFEST (so its log is no longer needed). Returns STRATA_OK
+ * (also when there was nothing to flush); STRATA_INVALID for NULL;
+ * STRATA_READONLY after an earlier error; the I/O status if the flush failed
+ * (writes stop). */
+STRATA_API int strata_flush(strata_db *db);
+
 /* ---------------------------------------------------------------- statistics */
 
 typedef struct strata_stats {
-    uint64_t live_keys_estimate;  /* puts minus deletes applied to the memtables (estimate) */
+    uint64_t live_keys_estimate;  /* puts minus deletes since the data was last replayed (estimate) */
     uint64_t wal_records;         /* log records written since open */
     uint64_t wal_bytes;           /* log bytes written since open */
     uint64_t wal_syncs;           /* fdatasync calls on the log since open */
     uint64_t memtable_bytes;      /* memory held by the active memtable */
     uint64_t immutable_memtables; /* memtables waiting to be flushed */
     int levels;                   /* entries used in the arrays below */
-    uint64_t level_files[8], level_bytes[8];
+    uint64_t level_files[8], level_bytes[8]; /* table files and their bytes per level */
     uint64_t user_bytes_written; /* key + value bytes accepted by writes since open */
-    uint64_t flush_bytes_written, compaction_bytes_read, compaction_bytes_written;
+    uint64_t flush_bytes_written; /* table bytes written by flushes since open */
+    uint64_t compaction_bytes_read, compaction_bytes_written; /* 0 until compaction lands */
     double write_amplification; /* (wal + flush + compaction bytes written) / user bytes */
-    uint64_t compactions, stall_micros, block_cache_hits, block_cache_misses, bloom_negatives;
+    uint64_t compactions;      /* 0 until compaction lands */
+    uint64_t stall_micros;     /* time writers waited for flushes */
+    uint64_t block_cache_hits, block_cache_misses;
+    uint64_t bloom_negatives;  /* table lookups the bloom filter answered alone */
     uint64_t writes;        /* write calls acknowledged since open */
     uint64_t write_groups;  /* commit groups those writes were gathered into */
     int background_error;   /* STRATA_OK or the error that stopped writes */
@@ -241,6 +252,11 @@ typedef struct strata_stats {
 
 /* Fills *out with counters of db. Returns STRATA_OK or STRATA_INVALID for NULL. */
 STRATA_API int strata_stats_get(strata_db *db, strata_stats *out);
+
+/* The same counters as human-readable text (one per line, then a table of
+   levels). The caller frees it with strata_free. NULL for a NULL db or when out
+   of memory. */
+STRATA_API char *strata_stats_text(strata_db *db);
 
 #ifdef __cplusplus
 }

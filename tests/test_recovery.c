@@ -9,6 +9,7 @@
  * batch, and reports STRATA_CORRUPTION for damage inside the synced region.
  */
 #include <check.h>
+#include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,12 +22,14 @@
 #include "support/fault_env.h"
 #include "support/testutil.h"
 #include "util/coding.h"
+#include "wal/wal.h"
 
 #define FILE_HEADER 32
 #define RECORD_HEADER 24
 #define MAX_RECORDS 64
 
 static char base[4096], dir[4200], work[4200];
+static char log_name[64]; /* the log the crashed child left */
 
 struct record {
     long start, end;
@@ -121,14 +124,47 @@ static int parse_records(const unsigned char *d, long n, struct record *r)
     return k;
 }
 
-/* Places a (possibly modified) image of log 1 in a fresh work directory. */
+/* Finds the one log file in d. */
+static void find_log(const char *d, char *name, size_t cap)
+{
+    DIR *dp = opendir(d);
+    ck_assert_ptr_nonnull(dp);
+    struct dirent *e;
+    int found = 0;
+    while ((e = readdir(dp)) != NULL) {
+        size_t l = strlen(e->d_name);
+        if (l > 4 && !strcmp(e->d_name + l - 4, ".wal")) {
+            snprintf(name, cap, "%s", e->d_name);
+            found++;
+        }
+    }
+    closedir(dp);
+    ck_assert_int_eq(found, 1);
+}
+
+/* Copies the crashed database into a fresh work directory, with the log
+   replaced by a (possibly damaged) image. */
 static void stage(const unsigned char *d, long n)
 {
     tu_rmrf(work);
     ck_assert_int_eq(mkdir(work, 0755), 0);
-    char path[4300];
-    snprintf(path, sizeof(path), "%s/000001.wal", work);
-    write_file(path, d, n);
+    DIR *dp = opendir(dir);
+    ck_assert_ptr_nonnull(dp);
+    struct dirent *e;
+    char from[4600], to[4600];
+    while ((e = readdir(dp)) != NULL) {
+        if (e->d_name[0] == '.' || !strcmp(e->d_name, log_name))
+            continue;
+        snprintf(from, sizeof(from), "%s/%s", dir, e->d_name);
+        snprintf(to, sizeof(to), "%s/%s", work, e->d_name);
+        unsigned char *data;
+        long len = read_file(from, &data);
+        write_file(to, data, len);
+        free(data);
+    }
+    closedir(dp);
+    snprintf(to, sizeof(to), "%s/%s", work, log_name);
+    write_file(to, d, n);
 }
 
 /* Opens the work directory and checks that exactly batches [0, expect) are
@@ -184,7 +220,8 @@ static int data_records_before(const struct record *r, int n, long limit)
 static long load_log(unsigned char **d, struct record *r, int *nrec)
 {
     char path[4300];
-    snprintf(path, sizeof(path), "%s/000001.wal", dir);
+    find_log(dir, log_name, sizeof(log_name));
+    snprintf(path, sizeof(path), "%s/%s", dir, log_name);
     long n = read_file(path, d);
     *nrec = parse_records(*d, n, r);
     ck_assert_int_gt(*nrec, 0);
@@ -208,11 +245,10 @@ START_TEST(truncate_every_offset)
         stage(d, cut);
         int k = data_records_before(r, nrec, cut);
         expect_prefix(total, k);
-        /* the torn tail was cut off for good (or a headerless log removed) */
-        char path[4300];
-        snprintf(path, sizeof(path), "%s/000001.wal", work);
-        long want = cut < FILE_HEADER ? -1 : (k ? r[k - 1].end : FILE_HEADER);
-        ck_assert_int_eq(tu_file_size(path), want);
+        /* what was replayed went into a table: the log is gone for good */
+        char path[4400];
+        snprintf(path, sizeof(path), "%s/%s", work, log_name);
+        ck_assert_int_eq(tu_file_size(path), -1);
     }
     free(d);
 }
@@ -258,9 +294,6 @@ START_TEST(zero_and_garbage_tails)
             memcpy(big + n, d + r[nrec - 1].start, RECORD_HEADER);
         stage(big, n + 8192);
         expect_prefix(total, total);
-        char path[4300];
-        snprintf(path, sizeof(path), "%s/000001.wal", work);
-        ck_assert_int_eq(tu_file_size(path), n);
     }
     free(big);
     free(d);
@@ -347,27 +380,51 @@ START_TEST(flip_in_last_synced_record)
 }
 END_TEST
 
+/* Writes log number `number` by hand holding batch `batch` (entries stamped
+   from first_seq on), as a database with an unflushed older memtable has. */
+static void write_extra_log(uint64_t number, int batch, uint64_t first_seq)
+{
+    strata_batch *b = strata_batch_new();
+    char key[32], val[64];
+    for (int j = 0; j < 3; j++) {
+        batch_key(key, sizeof(key), batch, j);
+        snprintf(val, sizeof(val), "value-%d-%d-%s", batch, j, "padding-padding");
+        ck_assert_int_eq(strata_batch_put(b, key, strlen(key), val, strlen(val)), STRATA_OK);
+    }
+    put_u64(b->rep, first_seq);
+    struct wal_writer *w;
+    ck_assert_int_eq(wal_writer_create(io_posix(), dir, number, &w), STRATA_OK);
+    ck_assert_int_eq(wal_writer_add(w, b->rep, b->len), STRATA_OK);
+    ck_assert_int_eq(wal_writer_close(w, 1), STRATA_OK);
+    strata_batch_free(b);
+}
+
+START_TEST(two_logs_replay_in_order)
+{
+    crash_after_batches(3, 0); /* batches 0..2 take sequences 1..9 */
+    unsigned char *d;
+    struct record r[MAX_RECORDS];
+    int nrec;
+    long n = load_log(&d, r, &nrec);
+    write_extra_log(strtoull(log_name, NULL, 10) + 1, 3, 10);
+    stage(d, n);
+    expect_prefix(4, 4);
+    free(d);
+}
+END_TEST
+
 START_TEST(damaged_older_log)
 {
-    /* two logs: the first complete, then damage it; a newer log follows it, so
-       the damage cannot be a torn tail */
-    strata_db *db;
-    ck_assert_int_eq(strata_open(dir, NULL, &db), STRATA_OK);
-    ck_assert_int_eq(strata_put(db, NULL, "a", 1, "1", 1), STRATA_OK);
-    ck_assert_int_eq(strata_put(db, NULL, "b", 1, "2", 1), STRATA_OK);
-    ck_assert_int_eq(strata_close(db), STRATA_OK);
-    ck_assert_int_eq(strata_open(dir, NULL, &db), STRATA_OK);
-    ck_assert_int_eq(strata_put(db, NULL, "c", 1, "3", 1), STRATA_OK);
-    ck_assert_int_eq(strata_close(db), STRATA_OK);
-    char path[4300];
-    snprintf(path, sizeof(path), "%s/000001.wal", dir);
+    /* a newer log follows the damaged one, so the damage cannot be a torn
+       tail: the older log was synced before the newer one was created */
+    crash_after_batches(3, 0);
     unsigned char *d;
-    long n = read_file(path, &d);
     struct record r[MAX_RECORDS];
-    int nrec = parse_records(d, n, r);
-    ck_assert_int_ge(nrec, 2);
-    write_file(path, d, r[1].end - 3); /* cut inside the second record */
-    ck_assert_int_eq(strata_open(dir, NULL, &db), STRATA_CORRUPTION);
+    int nrec;
+    load_log(&d, r, &nrec);
+    write_extra_log(strtoull(log_name, NULL, 10) + 1, 3, 10);
+    stage(d, r[1].end - 3); /* cut inside the second record */
+    expect_corruption();
     free(d);
 }
 END_TEST
@@ -378,12 +435,18 @@ START_TEST(foreign_record_rejected)
        own number, so none is accepted; its intact header names another log,
        which is damage, not a log that was never finished */
     crash_after_batches(2, 2);
-    char from[4300], to[4300];
-    snprintf(from, sizeof(from), "%s/000001.wal", dir);
-    snprintf(to, sizeof(to), "%s/000009.wal", dir);
+    unsigned char *d;
+    struct record r[MAX_RECORDS];
+    int nrec;
+    long n = load_log(&d, r, &nrec);
+    char from[4400], to[4400];
+    snprintf(from, sizeof(from), "%s/%s", dir, log_name);
+    snprintf(to, sizeof(to), "%s/%06llu.wal", dir, strtoull(log_name, NULL, 10) + 7);
     ck_assert_int_eq(rename(from, to), 0);
     strata_db *db;
     ck_assert_int_eq(strata_open(dir, NULL, &db), STRATA_CORRUPTION);
+    (void)n;
+    free(d);
 }
 END_TEST
 
@@ -511,6 +574,7 @@ int main(void)
     tcase_add_test(tc, hole_past_synced_point);
     tcase_add_test(tc, flip_inside_synced_region);
     tcase_add_test(tc, flip_in_last_synced_record);
+    tcase_add_test(tc, two_logs_replay_in_order);
     tcase_add_test(tc, damaged_older_log);
     tcase_add_test(tc, foreign_record_rejected);
     suite_add_tcase(s, tc);

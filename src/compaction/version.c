@@ -250,9 +250,11 @@ static int open_table(struct version_set *vs, struct file_meta *f)
     return st;
 }
 
-/* Writes CURRENT to name manifest number n: temp file, sync, rename, dir sync. */
-static int write_current(struct version_set *vs, uint64_t n)
+/* Writes CURRENT to name manifest number n: temp file, sync, rename, dir sync.
+   *renamed tells whether CURRENT may already name n (even on failure). */
+static int write_current(struct version_set *vs, uint64_t n, int *renamed)
 {
+    *renamed = 0;
     char tmp[IO_PATH_MAX], cur[IO_PATH_MAX], text[64];
     int len = snprintf(text, sizeof(text), "MANIFEST-%06" PRIu64 "\n", n);
     int st = io_path(tmp, sizeof(tmp), vs->dir, "CURRENT.tmp");
@@ -270,11 +272,13 @@ static int write_current(struct version_set *vs, uint64_t n)
     int cst = vs->env->close(vs->env, fd);
     if (st == STRATA_OK)
         st = cst;
-    if (st == STRATA_OK)
+    if (st == STRATA_OK) {
         st = vs->env->rename(vs->env, tmp, cur);
+        *renamed = st == STRATA_OK;
+    }
     if (st == STRATA_OK)
         st = vs->env->sync_dir(vs->env, vs->dir);
-    if (st != STRATA_OK)
+    if (st != STRATA_OK && !*renamed)
         vs->env->unlink(vs->env, tmp);
     return st;
 }
@@ -315,17 +319,20 @@ static int start_manifest(struct version_set *vs)
     if (st != STRATA_OK)
         return st;
     struct wal_writer *w;
+    int renamed = 0;
     st = wal_writer_create_named(vs->env, vs->dir, name, number, &w);
     if (st == STRATA_OK) {
         st = wal_writer_add(w, buf, len);
         if (st == STRATA_OK)
             st = wal_writer_sync(w);
         if (st == STRATA_OK)
-            st = write_current(vs, number);
+            st = write_current(vs, number, &renamed);
         if (st != STRATA_OK) {
-            char path[IO_PATH_MAX];
             wal_writer_close(w, 0);
-            if (io_path(path, sizeof(path), vs->dir, name) == STRATA_OK)
+            /* Once CURRENT may name the new MANIFEST, both it and the old one
+               must stay: which of them a crash would leave named is unknown. */
+            char path[IO_PATH_MAX];
+            if (!renamed && io_path(path, sizeof(path), vs->dir, name) == STRATA_OK)
                 vs->env->unlink(vs->env, path);
         }
     }
@@ -421,24 +428,6 @@ static int replay_edit(void *ctx, const void *payload, size_t len)
     return st;
 }
 
-static int has_database_files(struct version_set *vs, int *found)
-{
-    char **names;
-    size_t n;
-    int st = vs->env->list(vs->env, vs->dir, &names, &n);
-    if (st != STRATA_OK)
-        return st;
-    *found = 0;
-    for (size_t i = 0; i < n; i++) {
-        size_t l = strlen(names[i]);
-        if (!strncmp(names[i], "MANIFEST-", 9) || (l > 4 && !strcmp(names[i] + l - 4, ".sst")) ||
-            (l > 4 && !strcmp(names[i] + l - 4, ".wal")))
-            *found = 1;
-    }
-    io_free_list(names, n);
-    return STRATA_OK;
-}
-
 static int recover_manifest(struct version_set *vs, uint64_t number)
 {
     char name[48], path[IO_PATH_MAX];
@@ -488,6 +477,72 @@ static int recover_manifest(struct version_set *vs, uint64_t number)
     return st;
 }
 
+/* Whether a MANIFEST with no CURRENT naming it is the empty snapshot of a
+   database whose creation was cut short (nothing was ever committed to it). */
+static int is_unfinished_creation(struct version_set *vs, const char *name)
+{
+    char path[IO_PATH_MAX];
+    uint64_t number = strtoull(name + 9, NULL, 10);
+    if (io_path(path, sizeof(path), vs->dir, name) != STRATA_OK)
+        return 0;
+    struct replay r = {.vs = vs};
+    edit_init(&r.all);
+    int st = wal_replay(vs->env, path, number, replay_edit, &r, NULL);
+    int empty = st == STRATA_OK && r.all.nadded == 0 && r.all.log_number == 0;
+    edit_clear(&r.all);
+    return empty;
+}
+
+/* No CURRENT: is this directory free of any database? A table or log means
+ * one existed and lost its CURRENT (STRATA_CORRUPTION, never a silent new
+ * database over it). MANIFESTs alone are accepted only as the leftovers of a
+ * creation cut short, which they prove by being empty; they are removed. */
+static int check_no_database(struct version_set *vs)
+{
+    char **names;
+    size_t n;
+    int st = vs->env->list(vs->env, vs->dir, &names, &n);
+    if (st != STRATA_OK)
+        return st;
+    for (size_t i = 0; i < n && st == STRATA_OK; i++) {
+        size_t l = strlen(names[i]);
+        if ((l > 4 && !strcmp(names[i] + l - 4, ".sst")) ||
+            (l > 4 && !strcmp(names[i] + l - 4, ".wal")) ||
+            (!strncmp(names[i], "MANIFEST-", 9) && !is_unfinished_creation(vs, names[i]))) {
+            infolog_printf(vs->log, "CURRENT is missing but %s holds database files (%s)",
+                           vs->dir, names[i]);
+            st = ERR_CORRUPTION();
+        }
+    }
+    for (size_t i = 0; i < n && st == STRATA_OK; i++)
+        if (!strncmp(names[i], "MANIFEST-", 9)) {
+            char path[IO_PATH_MAX];
+            if (io_path(path, sizeof(path), vs->dir, names[i]) == STRATA_OK)
+                vs->env->unlink(vs->env, path);
+            infolog_printf(vs->log, "removed %s left by a creation cut short", names[i]);
+        }
+    io_free_list(names, n);
+    return st;
+}
+
+/* A crash can leave files whose numbers the MANIFEST never recorded (a
+   MANIFEST or log created just before): new numbers start above them all. */
+static int mark_dir_numbers(struct version_set *vs)
+{
+    char **names;
+    size_t n;
+    int st = vs->env->list(vs->env, vs->dir, &names, &n);
+    if (st != STRATA_OK)
+        return st;
+    for (size_t i = 0; i < n; i++) {
+        const char *p = !strncmp(names[i], "MANIFEST-", 9) ? names[i] + 9 : names[i];
+        if (*p >= '0' && *p <= '9')
+            vset_mark_file_number_used(vs, strtoull(p, NULL, 10));
+    }
+    io_free_list(names, n);
+    return STRATA_OK;
+}
+
 int vset_open(const struct vset_options *o, struct version_set **out, int *created)
 {
     struct version_set *vs = mem_calloc(1, sizeof(*vs));
@@ -508,12 +563,8 @@ int vset_open(const struct vset_options *o, struct version_set **out, int *creat
     int st = read_current(vs, &number);
     *created = 0;
     if (st == STRATA_NOTFOUND) {
-        int found = 0;
-        st = has_database_files(vs, &found);
-        if (st == STRATA_OK && found) {
-            infolog_printf(vs->log, "CURRENT is missing but database files exist");
-            st = ERR_CORRUPTION();
-        } else if (st == STRATA_OK && !o->create_if_missing) {
+        st = check_no_database(vs);
+        if (st == STRATA_OK && !o->create_if_missing) {
             infolog_printf(vs->log, "no database here and create_if_missing is off");
             st = ERR_INVALID();
         } else if (st == STRATA_OK) {
@@ -527,6 +578,8 @@ int vset_open(const struct vset_options *o, struct version_set **out, int *creat
     } else if (st == STRATA_OK) {
         st = recover_manifest(vs, number);
     }
+    if (st == STRATA_OK)
+        st = mark_dir_numbers(vs);
     if (st == STRATA_OK) {
         uint64_t old = vs->manifest_number;
         st = start_manifest(vs);
@@ -657,6 +710,11 @@ void vset_mark_file_number_used(struct version_set *vs, uint64_t n)
 uint64_t vset_log_number(const struct version_set *vs)
 {
     return vs->log_number;
+}
+
+uint64_t vset_manifest_number(const struct version_set *vs)
+{
+    return vs->manifest_number;
 }
 
 uint64_t vset_last_seq(const struct version_set *vs)

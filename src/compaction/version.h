@@ -114,6 +114,7 @@ uint64_t vset_new_file_number(struct version_set *vs);
 /* Makes sure numbers handed out are above n (used when logs are found). */
 void vset_mark_file_number_used(struct version_set *vs, uint64_t n);
 uint64_t vset_log_number(const struct version_set *vs);
+uint64_t vset_manifest_number(const struct version_set *vs);
 uint64_t vset_last_seq(const struct version_set *vs);
 
 /* Point lookup in a version: level 0 newest to oldest, then one file per level.

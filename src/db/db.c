@@ -127,10 +127,13 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+static int find_logs(strata_db *db, uint64_t **out, size_t *count);
+
 struct replay_ctx {
     strata_db *db;
     uint64_t max_seq;
     int64_t live;
+    struct version_edit *edit; /* tables written while replaying */
 };
 
 static int replay_entry(void *ctx, uint64_t seq, int kind, const void *key, size_t klen,
@@ -143,6 +146,27 @@ static int replay_entry(void *ctx, uint64_t seq, int kind, const void *key, size
     return memtable_add(rc->db->mem, seq, kind, key, klen, val, vlen);
 }
 
+/* Writes the memtable being replayed into a level-0 table and starts a fresh
+   one, so recovering a long log needs no more memory than a running database. */
+static int replay_spill(struct replay_ctx *rc)
+{
+    strata_db *db = rc->db;
+    struct file_meta *f;
+    atomic_store(&db->last_seq, rc->max_seq); /* shadowed versions may go */
+    int st = db_write_table(db, db->mem, &f);
+    if (st == STRATA_OK && f)
+        st = edit_add_file(rc->edit, 0, f);
+    if (st != STRATA_OK)
+        return st;
+    struct memtable *fresh;
+    st = memtable_new(&fresh);
+    if (st != STRATA_OK)
+        return st;
+    memtable_unref(db->mem);
+    db->mem = fresh;
+    return STRATA_OK;
+}
+
 static int replay_record(void *ctx, const void *payload, size_t len)
 {
     struct replay_ctx *rc = ctx;
@@ -150,65 +174,148 @@ static int replay_record(void *ctx, const void *payload, size_t len)
        not a write this database made. */
     if (len >= BATCH_HEADER && batch_count(payload) > 0 && batch_first_seq(payload) <= rc->max_seq)
         return ERR_CORRUPTION();
-    return batch_decode(payload, len, replay_entry, rc);
-}
-
-/* Makes the replayed log durable: cuts a torn tail, or just fdatasyncs. */
-static int settle_log(strata_db *db, const char *path, const struct wal_replay_info *info)
-{
-    if (info->valid_end == 0) {
-        /* Not even the header is intact: the log was being created when the
-           process died and was never relied on. */
-        infolog_printf(db->log, "recovery: removing %s (%" PRIu64 " bytes, no intact header)",
-                       path, info->file_size);
-        int st = db->env->unlink(db->env, path);
-        return st == STRATA_OK ? db->env->sync_dir(db->env, db->dir) : st;
-    }
-    if (info->valid_end < info->file_size) {
-        infolog_printf(db->log,
-                       "recovery: %s has a torn tail: dropped %" PRIu64 " bytes after offset %" PRIu64,
-                       path, info->file_size - info->valid_end, info->valid_end);
-        return wal_truncate(db->env, path, info->valid_end);
-    }
-    int fd, st = db->env->open(db->env, path, IO_WRITE, &fd);
-    if (st != STRATA_OK)
-        return st;
-    st = db->env->sync(db->env, fd);
-    db->env->close(db->env, fd);
+    int st = batch_decode(payload, len, replay_entry, rc);
+    if (st == STRATA_OK && memtable_memory(rc->db->mem) >= rc->db->opts.memtable_bytes)
+        st = replay_spill(rc);
     return st;
 }
 
-static int recover(strata_db *db, uint64_t *logs, size_t nlogs)
+/* Replays the logs numbered >= the version set's log number, oldest first. */
+static int replay_logs(strata_db *db, struct replay_ctx *rc, const uint64_t *logs, size_t nlogs)
 {
-    struct replay_ctx rc = {.db = db, .max_seq = 0, .live = 0};
     char path[IO_PATH_MAX], name[32];
+    uint64_t first = vset_log_number(db->vs);
     for (size_t i = 0; i < nlogs; i++) {
+        vset_mark_file_number_used(db->vs, logs[i]);
+        if (logs[i] < first)
+            continue; /* already in tables; deleted below */
         wal_file_name(name, sizeof(name), logs[i]);
         int st = io_path(path, sizeof(path), db->dir, name);
         if (st != STRATA_OK)
             return st;
         struct wal_replay_info info;
-        st = wal_replay(db->env, path, logs[i], replay_record, &rc, &info);
+        st = wal_replay(db->env, path, logs[i], replay_record, rc, &info);
         if (st != STRATA_OK) {
-            infolog_printf(db->log, "recovery: %s: %s", path, strata_strerror(st));
+            infolog_printf(db->log, "recovery: %s: %s", name, strata_strerror(st));
             return st;
         }
-        infolog_printf(db->log, "recovery: %s: %" PRIu64 " records, %" PRIu64 " bytes", path,
+        infolog_printf(db->log, "recovery: %s: %" PRIu64 " records, %" PRIu64 " bytes", name,
                        info.records, info.valid_end);
-        /* Invariant 1: only the newest log may end early; an older one was
-           complete and synced before a newer one was started. */
-        if (info.valid_end < info.file_size && i + 1 < nlogs) {
-            infolog_printf(db->log, "recovery: %s is damaged but newer logs follow it", path);
-            return ERR_CORRUPTION();
+        if (info.valid_end < info.file_size) {
+            /* Only the newest log may end early: an older one was synced
+               before a newer one was created (db_flush.c, invariant 2). */
+            if (i + 1 < nlogs) {
+                infolog_printf(db->log, "recovery: %s is damaged but newer logs follow it", name);
+                return ERR_CORRUPTION();
+            }
+            infolog_printf(db->log,
+                           "recovery: %s has a torn tail: dropped %" PRIu64
+                           " bytes after offset %" PRIu64,
+                           name, info.file_size - info.valid_end, info.valid_end);
         }
-        st = settle_log(db, path, &info);
-        if (st != STRATA_OK)
-            return st;
-        if (logs[i] >= db->next_file)
-            db->next_file = logs[i] + 1;
     }
-    atomic_store(&db->last_seq, rc.max_seq);
+    return STRATA_OK;
+}
+
+/* Deletes what no version, log or MANIFEST in use names: tables and temporary
+   files left by a crash, logs already in tables, retired MANIFESTs. */
+static void remove_orphans(strata_db *db)
+{
+    char **names;
+    size_t n;
+    if (db->env->list(db->env, db->dir, &names, &n) != STRATA_OK)
+        return;
+    struct version *v = vset_current(db->vs);
+    for (size_t i = 0; i < n; i++) {
+        const char *name = names[i];
+        size_t len = strlen(name);
+        unsigned long long number = 0;
+        char ext[8] = "";
+        int numbered = sscanf(name, "%llu.%7s", &number, ext) == 2;
+        int drop = 0;
+        if (len > 4 && !strcmp(name + len - 4, ".tmp")) {
+            drop = 1;
+        } else if (numbered && !strcmp(ext, "wal")) {
+            drop = number < db->wal_number;
+        } else if (numbered && !strcmp(ext, "sst")) {
+            drop = 1;
+            for (int l = 0; l < NUM_LEVELS && drop; l++)
+                for (size_t k = 0; k < v->nfiles[l]; k++)
+                    if (v->files[l][k]->number == number)
+                        drop = 0;
+        } else if (!strncmp(name, "MANIFEST-", 9)) {
+            drop = strtoull(name + 9, NULL, 10) != vset_manifest_number(db->vs);
+        }
+        if (drop) {
+            char path[IO_PATH_MAX];
+            if (io_path(path, sizeof(path), db->dir, name) == STRATA_OK) {
+                int st = db->env->unlink(db->env, path);
+                infolog_printf(db->log, "open: removed leftover %s: %s", name,
+                               strata_strerror(st));
+            }
+        }
+    }
+    version_unref(v);
+    io_free_list(names, n);
+}
+
+static int recover(strata_db *db)
+{
+    struct vset_options vo = {.env = db->env,
+                              .dir = db->dir,
+                              .log = db->log,
+                              .cache = db->cache,
+                              .create_if_missing = db->opts.create_if_missing,
+                              .error_if_exists = db->opts.error_if_exists};
+    int created;
+    int st = vset_open(&vo, &db->vs, &created);
+    if (st != STRATA_OK)
+        return st;
+    uint64_t *logs = NULL;
+    size_t nlogs = 0;
+    st = find_logs(db, &logs, &nlogs);
+    if (st != STRATA_OK)
+        return st;
+    struct version_edit edit;
+    edit_init(&edit);
+    struct replay_ctx rc = {.db = db, .edit = &edit};
+    st = replay_logs(db, &rc, logs, nlogs);
+    mem_free(logs);
+    /* Everything replayed goes into tables; then one edit names them and a new
+       log, after which the replayed logs are no longer needed. */
+    uint64_t last = rc.max_seq > vset_last_seq(db->vs) ? rc.max_seq : vset_last_seq(db->vs);
+    atomic_store(&db->last_seq, last);
+    if (st == STRATA_OK && memtable_count(db->mem) > 0)
+        st = replay_spill(&rc);
+    /* The new log is created only once the edit retiring the replayed ones is
+       durable: until then a crash finds the replayed logs as they were, never
+       an older log followed by a newer one (db_flush.c, invariant 2). */
+    if (st == STRATA_OK) {
+        db->wal_number = vset_new_file_number(db->vs);
+        edit.has_log_number = 1;
+        edit.log_number = db->wal_number;
+        st = vset_apply(db->vs, &edit, last);
+    }
+    int applied = st == STRATA_OK;
+    if (st == STRATA_OK)
+        st = wal_writer_create(db->env, db->dir, db->wal_number, &db->wal);
+    if (st != STRATA_OK) {
+        /* Tables written for this attempt are named by nothing durable unless
+           the edit was applied (then they are the database). */
+        for (size_t i = 0; !applied && i < edit.nadded; i++) {
+            char name[32], path[IO_PATH_MAX];
+            snprintf(name, sizeof(name), "%06" PRIu64 ".sst", edit.added[i].f->number);
+            if (io_path(path, sizeof(path), db->dir, name) == STRATA_OK)
+                db->env->unlink(db->env, path);
+        }
+        edit_clear(&edit);
+        return st;
+    }
+    edit_clear(&edit);
     atomic_store(&db->st_live_keys, rc.live > 0 ? rc.live : 0);
+    remove_orphans(db);
+    infolog_printf(db->log, "open: %s, last sequence %" PRIu64 ", log %06" PRIu64,
+                   created ? "created" : "recovered", last, db->wal_number);
     return STRATA_OK;
 }
 
@@ -240,14 +347,19 @@ static int find_logs(strata_db *db, uint64_t **out, size_t *count)
 
 static void db_free(strata_db *db)
 {
-    if (db->syncer_started)
-        db_syncer_stop(db);
+    db_syncer_stop(db);
+    db_flusher_stop(db);
     wal_writer_close(db->wal, 0);
     if (db->mem)
         memtable_unref(db->mem);
+    for (int i = 0; i < db->nimm; i++)
+        memtable_unref(db->imm[i]);
+    vset_close(db->vs);
+    block_cache_free(db->cache);
     infolog_close(db->log);
     if (db->lock_fd >= 0)
         db->env->unlock(db->env, db->lock_fd);
+    uv_cond_destroy(&db->bg_cv);
     uv_cond_destroy(&db->syncer_cv);
     uv_mutex_destroy(&db->syncer_mu);
     uv_mutex_destroy(&db->mu);
@@ -291,33 +403,14 @@ static int open_files(strata_db *db)
     if (st != STRATA_OK)
         return st;
     infolog_printf(db->log, "strata %s opening %s", strata_version(), db->dir);
-
-    uint64_t *logs = NULL;
-    size_t nlogs = 0;
-    st = find_logs(db, &logs, &nlogs);
-    if (st != STRATA_OK)
-        return st;
-    if (nlogs == 0 && !db->opts.create_if_missing) {
-        infolog_printf(db->log, "open: no database here and create_if_missing is off");
-        st = ERR_INVALID();
-    } else if (nlogs > 0 && db->opts.error_if_exists) {
-        infolog_printf(db->log, "open: a database exists and error_if_exists is set");
-        st = ERR_INVALID();
-    } else {
-        st = recover(db, logs, nlogs);
-    }
-    mem_free(logs);
-    if (st != STRATA_OK)
-        return st;
-
-    /* Invariant 1 holds for every replayed log now; only then start a new one. */
-    db->wal_number = db->next_file++;
-    st = wal_writer_create(db->env, db->dir, db->wal_number, &db->wal);
-    if (st != STRATA_OK)
-        return st;
-    infolog_printf(db->log, "open: last sequence %" PRIu64 ", new log %06" PRIu64,
-                   (uint64_t)atomic_load(&db->last_seq), db->wal_number);
-    return db_syncer_start(db);
+    st = block_cache_new(db->opts.block_cache_bytes, &db->cache);
+    if (st == STRATA_OK)
+        st = recover(db);
+    if (st == STRATA_OK)
+        st = db_flusher_start(db);
+    if (st == STRATA_OK)
+        st = db_syncer_start(db);
+    return st;
 }
 
 int db_open(const char *path, const strata_options *opts, io_env *env, strata_db **out)
@@ -346,10 +439,10 @@ int db_open(const char *path, const strata_options *opts, io_env *env, strata_db
     db->opts = *opts;
     db->env = env;
     db->lock_fd = -1;
-    db->next_file = 1;
     uv_mutex_init(&db->mu);
     uv_mutex_init(&db->syncer_mu);
     uv_cond_init(&db->syncer_cv);
+    uv_cond_init(&db->bg_cv);
     int st = memtable_new(&db->mem);
     if (st == STRATA_OK)
         st = open_files(db);
@@ -372,6 +465,7 @@ int strata_close(strata_db *db)
     if (!db)
         return STRATA_OK;
     db_syncer_stop(db);
+    db_flusher_stop(db); /* waits for a flush in progress */
     int st = STRATA_READONLY; /* after an error, unsynced writes are not written */
     if (atomic_load(&db->bg_error) == STRATA_OK)
         st = wal_writer_close(db->wal, 1);
@@ -385,38 +479,98 @@ int strata_close(strata_db *db)
 
 /* ------------------------------------------------------------------ reads */
 
+/* What a read looks at: taken under mu, used without it. */
+struct read_view {
+    struct memtable *mem, *imm[MAX_IMMUTABLE];
+    int nimm;
+    struct version *v;
+    uint64_t seq;
+};
+
+static void view_get(strata_db *db, struct read_view *rv)
+{
+    uv_mutex_lock(&db->mu);
+    rv->mem = db->mem;
+    memtable_ref(rv->mem);
+    rv->nimm = db->nimm;
+    for (int i = 0; i < db->nimm; i++) {
+        rv->imm[i] = db->imm[i];
+        memtable_ref(rv->imm[i]);
+    }
+    rv->v = vset_current(db->vs);
+    rv->seq = atomic_load_explicit(&db->last_seq, memory_order_acquire);
+    uv_mutex_unlock(&db->mu);
+}
+
+static void view_put(struct read_view *rv)
+{
+    memtable_unref(rv->mem);
+    for (int i = 0; i < rv->nimm; i++)
+        memtable_unref(rv->imm[i]);
+    version_unref(rv->v);
+}
+
+/* Looks key up in a memtable: STRATA_OK with a copy, NOTFOUND for a delete,
+   or 1 when the memtable knows nothing of the key. */
+static int mem_lookup(struct memtable *m, const void *key, size_t klen, uint64_t seq, void **val,
+                      size_t *vlen)
+{
+    int kind;
+    const void *v;
+    size_t n;
+    if (memtable_get(m, key, klen, seq, &kind, &v, &n) != STRATA_OK)
+        return 1;
+    if (kind == KIND_DELETE)
+        return STRATA_NOTFOUND;
+    void *copy = mem_alloc(n ? n : 1);
+    if (!copy)
+        return ERR_NOMEM();
+    if (n)
+        memcpy(copy, v, n);
+    *val = copy;
+    *vlen = n;
+    return STRATA_OK;
+}
+
 int strata_get(strata_db *db, const strata_read_options *ro, const void *key, size_t klen,
                void **val, size_t *vlen)
 {
-    (void)ro; /* checksums and the block cache concern tables, which come later */
     if (!db || !val || !vlen || (!key && klen))
         return ERR_INVALID();
     if (klen > STRATA_MAX_KEY_LEN)
         return ERR_INVALID();
-    uv_mutex_lock(&db->mu);
-    struct memtable *mem = db->mem;
-    memtable_ref(mem);
-    uv_mutex_unlock(&db->mu);
-    uint64_t seq = atomic_load_explicit(&db->last_seq, memory_order_acquire);
-
-    int kind;
-    const void *v;
-    size_t n;
-    int st = memtable_get(mem, key, klen, seq, &kind, &v, &n);
-    if (st == STRATA_OK && kind == KIND_DELETE)
-        st = STRATA_NOTFOUND;
-    if (st == STRATA_OK) {
-        void *copy = mem_alloc(n ? n : 1);
-        if (!copy) {
-            st = ERR_NOMEM();
-        } else {
-            if (n)
-                memcpy(copy, v, n);
-            *val = copy;
+    strata_read_options defaults;
+    if (!ro) {
+        strata_read_options_init(&defaults);
+        ro = &defaults;
+    }
+    struct read_view rv;
+    view_get(db, &rv);
+    /* Newest first: the active memtable, immutable ones newest to oldest,
+       then the tables. The first answer is the newest version <= seq. */
+    int st = mem_lookup(rv.mem, key, klen, rv.seq, val, vlen);
+    for (int i = rv.nimm - 1; st == 1 && i >= 0; i--)
+        st = mem_lookup(rv.imm[i], key, klen, rv.seq, val, vlen);
+    if (st == 1) {
+        struct sst_read_options so = {.verify_checksums = ro->verify_checksums,
+                                      .fill_cache = ro->fill_cache};
+        struct version_get_stats gs = {0};
+        int kind;
+        void *v = NULL;
+        size_t n = 0;
+        st = version_get(rv.v, &so, key, klen, rv.seq, &kind, &v, &n, &gs);
+        if (gs.bloom_negatives)
+            atomic_fetch_add_explicit(&db->st_bloom_negatives, gs.bloom_negatives,
+                                      memory_order_relaxed);
+        if (st == STRATA_OK && kind == KIND_DELETE) {
+            mem_free(v);
+            st = STRATA_NOTFOUND;
+        } else if (st == STRATA_OK) {
+            *val = v;
             *vlen = n;
         }
     }
-    memtable_unref(mem);
+    view_put(&rv);
     return st;
 }
 
@@ -434,17 +588,65 @@ int strata_stats_get(strata_db *db, strata_stats *out)
     memset(out, 0, sizeof(*out));
     uv_mutex_lock(&db->mu);
     out->memtable_bytes = memtable_memory(db->mem);
+    out->immutable_memtables = (uint64_t)db->nimm;
     uv_mutex_unlock(&db->mu);
-    int64_t live = atomic_load_explicit(&db->st_live_keys, memory_order_relaxed);
+    struct version *v = vset_current(db->vs);
+    out->levels = NUM_LEVELS;
+    for (int l = 0; l < NUM_LEVELS; l++) {
+        out->level_files[l] = v->nfiles[l];
+        for (size_t i = 0; i < v->nfiles[l]; i++)
+            out->level_bytes[l] += v->files[l][i]->size;
+    }
+    version_unref(v);
+#define LOAD(field) atomic_load_explicit(&db->field, memory_order_relaxed)
+    int64_t live = LOAD(st_live_keys);
     out->live_keys_estimate = live > 0 ? (uint64_t)live : 0;
-    out->wal_records = atomic_load_explicit(&db->st_wal_records, memory_order_relaxed);
-    out->wal_bytes = atomic_load_explicit(&db->st_wal_bytes, memory_order_relaxed);
-    out->wal_syncs = atomic_load_explicit(&db->st_wal_syncs, memory_order_relaxed);
-    out->user_bytes_written = atomic_load_explicit(&db->st_user_bytes, memory_order_relaxed);
-    out->writes = atomic_load_explicit(&db->st_writes, memory_order_relaxed);
-    out->write_groups = atomic_load_explicit(&db->st_groups, memory_order_relaxed);
+    out->wal_records = LOAD(st_wal_records);
+    out->wal_bytes = LOAD(st_wal_bytes);
+    out->wal_syncs = LOAD(st_wal_syncs);
+    out->user_bytes_written = LOAD(st_user_bytes);
+    out->flush_bytes_written = LOAD(st_flush_bytes);
+    out->stall_micros = LOAD(st_stall_micros);
+    out->bloom_negatives = LOAD(st_bloom_negatives);
+    out->writes = LOAD(st_writes);
+    out->write_groups = LOAD(st_groups);
+#undef LOAD
+    out->block_cache_hits = block_cache_hits(db->cache);
+    out->block_cache_misses = block_cache_misses(db->cache);
+    uint64_t written = out->wal_bytes + out->flush_bytes_written + out->compaction_bytes_written;
     out->write_amplification =
-        out->user_bytes_written ? (double)out->wal_bytes / (double)out->user_bytes_written : 0.0;
+        out->user_bytes_written ? (double)written / (double)out->user_bytes_written : 0.0;
     out->background_error = atomic_load(&db->bg_error);
     return STRATA_OK;
+}
+
+char *strata_stats_text(strata_db *db)
+{
+    strata_stats s;
+    if (strata_stats_get(db, &s) != STRATA_OK)
+        return NULL;
+    size_t cap = 2048;
+    char *buf = mem_alloc(cap);
+    if (!buf)
+        return NULL;
+    int n = snprintf(buf, cap,
+                     "writes: %" PRIu64 " in %" PRIu64 " groups, %" PRIu64 " user bytes\n"
+                     "wal: %" PRIu64 " records, %" PRIu64 " bytes, %" PRIu64 " syncs\n"
+                     "memtable: %" PRIu64 " bytes, %" PRIu64 " immutable waiting\n"
+                     "flush: %" PRIu64 " bytes written; stalls: %" PRIu64 " us\n"
+                     "write amplification: %.3f\n"
+                     "block cache: %" PRIu64 " hits, %" PRIu64 " misses; bloom negatives: %" PRIu64
+                     "\n"
+                     "live keys (estimate): %" PRIu64 "\n"
+                     "background error: %s\n"
+                     "level  files        bytes\n",
+                     s.writes, s.write_groups, s.user_bytes_written, s.wal_records, s.wal_bytes,
+                     s.wal_syncs, s.memtable_bytes, s.immutable_memtables, s.flush_bytes_written,
+                     s.stall_micros, s.write_amplification, s.block_cache_hits,
+                     s.block_cache_misses, s.bloom_negatives, s.live_keys_estimate,
+                     strata_strerror(s.background_error));
+    for (int l = 0; l < s.levels && n > 0 && (size_t)n < cap; l++)
+        n += snprintf(buf + n, cap - (size_t)n, "%5d %6" PRIu64 " %12" PRIu64 "\n", l,
+                      s.level_files[l], s.level_bytes[l]);
+    return buf;
 }

@@ -10,17 +10,31 @@
 #ifndef STRATA_DB_INT_H
 #define STRATA_DB_INT_H
 
+#include "compaction/version.h"
 #include "db/db.h"
 #include "memtable/memtable.h"
+#include "sstable/sstable.h"
 #include "util/infolog.h"
 #include "wal/wal.h"
 
+/* What a queued writer asks for. */
+enum writer_kind {
+    WRITER_BATCH, /* commit a batch */
+    WRITER_SYNC,  /* strata_sync: write and fdatasync everything so far */
+    WRITER_FLUSH, /* strata_flush: turn the memtable into an immutable one */
+};
+
+/* Immutable memtables waiting for the flush thread, at most this many. */
+#define MAX_IMMUTABLE 2
+
 /* One caller of db_write waiting in the queue (lives on the caller's stack). */
 struct writer {
-    strata_batch *batch; /* NULL for a sync request */
+    enum writer_kind kind;
+    strata_batch *batch; /* WRITER_BATCH only */
     int durability;
     int done;   /* set by the leader that committed it (under mu) */
     int status; /* valid once done */
+    uint64_t target; /* WRITER_FLUSH: wait until this many memtables are flushed */
     uv_cond_t cv;
     struct writer *next;
 };
@@ -32,15 +46,28 @@ struct strata_db {
     struct infolog *log;
     int lock_fd;
 
+    struct version_set *vs;
+    struct block_cache *cache;
+
     uv_mutex_t mu;
     struct writer *head, *tail; /* (mu) the queue; head is the leader */
-    struct memtable *mem;       /* (mu) the active memtable */
+    struct memtable *mem;       /* (mu) the active memtable, logged in wal_number */
+    struct memtable *imm[MAX_IMMUTABLE]; /* (mu) oldest first */
+    uint64_t imm_log[MAX_IMMUTABLE];     /* (mu) the log each one was written to */
+    int nimm;                            /* (mu) */
+    uint64_t switches, flushes;          /* (mu) memtables made immutable / flushed */
+
+    /* The flush thread: waits on bg_cv for an immutable memtable. bg_cv is also
+       broadcast when a flush ends (stalled writers and strata_flush wait on it). */
+    uv_thread_t flusher;
+    int flusher_started;
+    int bg_stop;    /* (mu) */
+    uv_cond_t bg_cv;
 
     /* Owned by the commit leader. */
     struct wal_writer *wal;
     uint64_t wal_number;
     int wal_dirty;         /* records written or buffered since the last fdatasync */
-    uint64_t next_file;    /* next file number to hand out */
 
     atomic_uint_fast64_t last_seq; /* newest sequence visible to readers */
     atomic_int bg_error;           /* STRATA_OK or the error that stopped writes */
@@ -57,6 +84,7 @@ struct strata_db {
     atomic_uint_fast64_t st_wal_records, st_wal_bytes, st_wal_syncs, st_user_bytes, st_writes,
         st_groups;
     atomic_int_fast64_t st_live_keys;
+    atomic_uint_fast64_t st_flush_bytes, st_stall_micros, st_bloom_negatives;
 };
 
 /* Stops writes after err (first error wins): logs it and calls the user's
@@ -66,7 +94,29 @@ void db_set_error(strata_db *db, int err, const char *what);
 /* The write path (db_write.c). */
 int db_write(strata_db *db, const strata_write_options *wo, strata_batch *b);
 int db_sync(strata_db *db);
+int db_flush(strata_db *db);
 int db_syncer_start(strata_db *db);
 void db_syncer_stop(strata_db *db);
+
+/* Memtable switching and flushing (db_flush.c). */
+
+/* Makes the active memtable immutable and starts a new log, stalling (mu held,
+   released while waiting or doing I/O) while MAX_IMMUTABLE are waiting. Only
+   the commit leader calls it. force: even when the memtable is not full. */
+int db_make_room(strata_db *db, int force);
+
+/* Writes mem to a new level-0 table (nothing when empty). On STRATA_OK *f is
+   the new file's metadata or NULL. Runs without mu. */
+int db_write_table(strata_db *db, struct memtable *mem, struct file_meta **f);
+
+/* Deletes log files numbered below keep. */
+void db_delete_logs_below(strata_db *db, uint64_t keep);
+
+int db_flusher_start(strata_db *db);
+void db_flusher_stop(strata_db *db);
+
+/* The oldest sequence any reader may still read at: versions below it that a
+   newer version of the same key shadows can be dropped. (Snapshots will lower it.) */
+uint64_t db_oldest_snapshot(strata_db *db);
 
 #endif

@@ -41,7 +41,7 @@
 
 static int needs_sync(const struct writer *w)
 {
-    return w->batch == NULL || w->durability == STRATA_DURABLE_FSYNC;
+    return w->kind == WRITER_SYNC || w->durability == STRATA_DURABLE_FSYNC;
 }
 
 static int insert_entry(void *ctx, uint64_t seq, int kind, const void *key, size_t klen,
@@ -57,7 +57,11 @@ static struct writer *pick_group(struct writer *leader)
     size_t bytes = leader->batch ? leader->batch->len : 0;
     size_t max = bytes <= GROUP_SMALL_LEADER ? bytes + GROUP_SMALL_LEADER : GROUP_MAX_BYTES;
     int sync = needs_sync(leader);
+    if (leader->kind == WRITER_FLUSH)
+        return leader;
     for (struct writer *w = leader->next; w; w = w->next) {
+        if (w->kind == WRITER_FLUSH)
+            break;
         if (needs_sync(w) && !sync)
             break; /* a leader that did not ask for fdatasync does not wait for one */
         if (w->batch && bytes + w->batch->len > max)
@@ -136,17 +140,20 @@ static int commit_group(strata_db *db, struct memtable *mem, struct writer *lead
 /* Runs the leader's turn. Called and returns with mu held. */
 static void lead(strata_db *db, struct writer *leader)
 {
+    /* Room first: a full memtable becomes immutable (or the leader stalls). */
+    int st = db_make_room(db, leader->kind == WRITER_FLUSH);
     struct writer *last = pick_group(leader);
     struct memtable *mem = db->mem;
-    uv_mutex_unlock(&db->mu);
-
     uint64_t seq = 0;
-    int st = atomic_load(&db->bg_error) != STRATA_OK
+    if (st == STRATA_OK && leader->kind != WRITER_FLUSH) {
+        uv_mutex_unlock(&db->mu);
+        st = atomic_load(&db->bg_error) != STRATA_OK
                  ? STRATA_READONLY
                  : commit_group(db, mem, leader, last, &seq);
-
-    uv_mutex_lock(&db->mu);
-    if (st == STRATA_OK)
+        uv_mutex_lock(&db->mu);
+    }
+    leader->target = db->switches;
+    if (st == STRATA_OK && seq)
         atomic_store_explicit(&db->last_seq, seq, memory_order_release);
     uint64_t writes = 0, user = 0;
     int64_t net = 0;
@@ -177,10 +184,11 @@ static void lead(strata_db *db, struct writer *leader)
     }
 }
 
-/* Queues a writer and waits until some leader (maybe itself) has committed it. */
-static int commit(strata_db *db, strata_batch *b, int durability)
+/* Queues a writer and waits until some leader (maybe itself) has committed it.
+   A flush request then also waits until its memtable is in a table. */
+static int commit(strata_db *db, enum writer_kind kind, strata_batch *b, int durability)
 {
-    struct writer w = {.batch = b, .durability = durability};
+    struct writer w = {.kind = kind, .batch = b, .durability = durability};
     uv_cond_init(&w.cv);
     uv_mutex_lock(&db->mu);
     if (db->tail)
@@ -192,6 +200,13 @@ static int commit(strata_db *db, strata_batch *b, int durability)
         uv_cond_wait(&w.cv, &db->mu);
     if (!w.done)
         lead(db, &w);
+    while (kind == WRITER_FLUSH && w.status == STRATA_OK && db->flushes < w.target) {
+        if (atomic_load(&db->bg_error) != STRATA_OK) {
+            w.status = atomic_load(&db->bg_error);
+            break;
+        }
+        uv_cond_wait(&db->bg_cv, &db->mu);
+    }
     uv_mutex_unlock(&db->mu);
     uv_cond_destroy(&w.cv);
     return w.status;
@@ -215,7 +230,7 @@ int db_write(strata_db *db, const strata_write_options *wo, strata_batch *b)
         return STRATA_OK;
     if (atomic_load(&db->bg_error) != STRATA_OK)
         return STRATA_READONLY;
-    return commit(db, b, level);
+    return commit(db, WRITER_BATCH, b, level);
 }
 
 int strata_write(strata_db *db, const strata_write_options *wo, strata_batch *b)
@@ -266,7 +281,14 @@ int db_sync(strata_db *db)
 {
     if (atomic_load(&db->bg_error) != STRATA_OK)
         return STRATA_READONLY;
-    return commit(db, NULL, STRATA_DURABLE_FSYNC);
+    return commit(db, WRITER_SYNC, NULL, STRATA_DURABLE_FSYNC);
+}
+
+int db_flush(strata_db *db)
+{
+    if (atomic_load(&db->bg_error) != STRATA_OK)
+        return STRATA_READONLY;
+    return commit(db, WRITER_FLUSH, NULL, STRATA_DURABLE_WRITE);
 }
 
 int strata_sync(strata_db *db)

@@ -16,9 +16,9 @@
 #define ARENA_BLOCK_BYTES ((size_t)64 * 1024)
 /* Bytes at the start of every block that link the blocks together; block data
    starts this far in, so it is aligned for any type. */
-#define ARENA_HEADER_BYTES ((size_t)_Alignof(max_align_t))
+#define ARENA_HEADER_BYTES ((size_t) _Alignof(max_align_t))
 /* Largest alignment arena_alloc supports. */
-#define ARENA_MAX_ALIGN ((size_t)_Alignof(max_align_t))
+#define ARENA_MAX_ALIGN ((size_t) _Alignof(max_align_t))
 
 struct arena_block;
 

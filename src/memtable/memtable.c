@@ -35,8 +35,8 @@ int memtable_new(struct memtable **out)
         return ERR_NOMEM();
     }
     atomic_init(&m->root, NULL);
+    atomic_init(&m->root_ver, 0);
     atomic_init(&m->version, 0);
-    memset(m->pad, 0, sizeof(m->pad));
     atomic_init(&m->count, 0);
     m->min = NULL;
     m->max = NULL;
@@ -78,10 +78,10 @@ int memtable_add(struct memtable *m, uint64_t seq, int kind, const void *key, si
     atomic_init(&n->child[0], NULL);
     atomic_init(&n->child[1], NULL);
     atomic_init(&n->parent, NULL);
+    atomic_init(&n->ver, MT_RED);
     n->trailer = ikey_trailer(seq, kind);
     n->klen = (uint32_t)klen;
     n->vlen = (uint32_t)vlen;
-    n->red = 1;
     if (klen)
         memcpy(n->data, key, klen);
     if (vlen)

@@ -27,7 +27,9 @@ void memtable_unref(struct memtable *m);
 
 /* Adds an entry (kind KIND_VALUE or KIND_DELETE; val ignored for deletes).
  * Only one thread may add at a time; readers may run concurrently. Each (key, seq)
- * pair must be unique. Returns STRATA_OK or STRATA_NOMEM (nothing added). */
+ * pair must be unique. Returns STRATA_OK or STRATA_NOMEM (nothing added); also
+ * STRATA_INVALID (nothing added) for another kind, seq > SEQ_MAX, or klen or vlen
+ * of 2^32 or more, which callers are expected to have rejected already. */
 int memtable_add(struct memtable *m, uint64_t seq, int kind, const void *key, size_t klen,
                  const void *val, size_t vlen);
 

@@ -26,9 +26,27 @@ struct mt_node {
     uint64_t trailer;                   /* ikey_trailer(seq, kind) */
     uint32_t klen;
     uint32_t vlen;
-    unsigned char red; /* read and written by the writer only */
+    /* Bit 0: colour (MT_RED), the writer's business; readers mask it off.
+       Bit 1: MT_LOCKED while a rotation changes this node's child links.
+       Bits 2 and up: how many such rotations there have been. */
+    _Atomic uint32_t ver;
     unsigned char data[];
 };
+
+#define MT_RED 1u
+#define MT_LOCKED 2u
+
+static inline int mt_node_red(const struct mt_node *n)
+{
+    return (int)(atomic_load_explicit(&n->ver, memory_order_relaxed) & MT_RED);
+}
+
+/* Writer only: it is the one thread that stores to ver. */
+static inline void mt_node_set_red(struct mt_node *n, int red)
+{
+    uint32_t v = atomic_load_explicit(&n->ver, memory_order_relaxed);
+    atomic_store_explicit(&n->ver, (v & ~MT_RED) | (red ? MT_RED : 0), memory_order_relaxed);
+}
 
 /* Nodes are aligned for their pointers; the entry bytes follow unaligned. */
 #define MT_NODE_ALIGN _Alignof(struct mt_node)
@@ -47,7 +65,8 @@ static inline const unsigned char *mt_node_value(const struct mt_node *n)
 struct memtable {
     /* Read by every reader on every lookup; written only on rotations. */
     _Atomic(struct mt_node *) root;
-    _Atomic uint64_t version; /* odd while the writer rotates */
+    _Atomic uint32_t root_ver; /* the version of the root link, as in mt_node.ver */
+    _Atomic uint64_t version;  /* odd while the writer rotates */
 
     /* Keeps the fields the writer changes on every add off the readers' line. */
     char pad[64];

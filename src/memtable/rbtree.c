@@ -1,35 +1,43 @@
 /*
- * rbtree.c - the memtable's red-black tree of internal keys and how readers walk
- * it while the one writer changes it.
+ * rbtree.c - the memtable's red-black tree of internal keys, and how readers
+ * walk it while the one writer changes it.
  *
  * The writer links a new node as a leaf with one release store, then restores
- * the red-black rules by recolouring (invisible to readers, which never look at
- * colours) and at most two rotations. Rotations briefly cut nodes off from the
- * root, so they run inside a seqlock: the writer makes the tree's version odd
- * before the first rotation of an insert and even after the last. A reader notes
- * the version, walks with acquire loads and a bounded number of steps, and keeps
- * its answer only if the version is still the same; after a few failures it takes
- * the lock the writer holds while rotating, which no rotation can then interrupt.
+ * the red-black rules by recolouring (readers ignore colours) and at most two
+ * rotations. A rotation briefly cuts nodes off from the root, so each node has a
+ * version, which the writer locks on the three nodes whose child links a
+ * rotation changes. Lookups descend by optimistic lock coupling: read a node's
+ * version, its child link, the child's version, then check the node's version
+ * is unchanged, else start again from the root; only a lookup that meets a
+ * rotating node retries. Iterator steps, which also climb parent links, check
+ * one tree-wide seqlock version instead. After a few failed attempts a reader
+ * takes the mutex the writer holds while it rotates.
  *
  * INVARIANTS
- * 1. When the version is even, the nodes reachable from the root form a binary
- *    search tree of every published node, in internal-key order, and every
- *    node's parent link matches the child link that points at it.
+ * 1. Outside rotations, the nodes reachable from the root form a binary search
+ *    tree of every published node in internal-key order, and every parent link
+ *    matches the child link that points at it.
  * 2. A node's entry (trailer, lengths, key and value bytes) is written before
  *    the release store that publishes it and never changes afterwards.
- * 3. The writer changes a published link only while the version is odd and it
- *    holds m->lock; every link store is a release store.
- * 4. Outside rotations the only link store is the publication of a new leaf into
- *    a NULL child (or the empty root), so every walk stays valid across it.
- * 5. Readers load links with acquire and never read colours. A reader's answer
- *    counts only if the version was even before its walk and unchanged after
- *    it, or if it was computed under m->lock.
- * 6. m->min and m->max are the first and last entries (NULL when empty); only
+ * 3. The writer changes a published link only inside a rotation, which runs
+ *    under m->lock with m->version odd and with the version of each node whose
+ *    child links change (or m->root_ver for the root link) locked. Every link
+ *    store is a release store.
+ * 4. The entries below a node, and so the key interval it covers, change only
+ *    when that node is rotated (its version changes) or a leaf is linked under
+ *    it, which only adds.
+ * 5. Outside rotations the only link store publishes a new leaf into a NULL
+ *    child (or the empty root), which leaves every walk valid.
+ * 6. A reader keeps a result only if every hop was validated (lookups), or
+ *    m->version was even and unchanged around the walk (steps), or it held
+ *    m->lock.
+ * 7. m->min and m->max are the first and last entries (NULL when empty); only
  *    the writer reads them.
  *
- * No fences are needed: rotation stores are release stores sequenced after the
- * odd version store, so a reader whose acquire load sees one of them also sees
- * (at least) the odd version when it loads the version again.
+ * No fences are needed: the stores that lock a version are sequenced before the
+ * rotation's release stores to links, and readers load links with acquire, so a
+ * reader that sees a rotated link also sees the lock when it loads the version
+ * again.
  */
 #include <assert.h>
 
@@ -62,8 +70,7 @@ static inline void cpu_relax(void)
 #endif
 }
 
-static inline int node_cmp(const struct mt_node *n, const void *key, size_t klen,
-                           uint64_t trailer)
+static inline int node_cmp(const struct mt_node *n, const void *key, size_t klen, uint64_t trailer)
 {
     return ikey_compare(n->data, n->klen, n->trailer, key, klen, trailer);
 }
@@ -84,13 +91,32 @@ static void rotations_end(struct memtable *m)
     pthread_mutex_unlock(&m->lock);
 }
 
+static void ver_lock(_Atomic uint32_t *ver)
+{
+    uint32_t v = atomic_load_explicit(ver, memory_order_relaxed);
+    assert(!(v & MT_LOCKED));
+    atomic_store_explicit(ver, v + MT_LOCKED, memory_order_relaxed);
+}
+
+/* Adding MT_LOCKED again clears it and carries into the rotation count. */
+static void ver_unlock(_Atomic uint32_t *ver)
+{
+    uint32_t v = atomic_load_explicit(ver, memory_order_relaxed);
+    assert(v & MT_LOCKED);
+    atomic_store_explicit(ver, v + MT_LOCKED, memory_order_release);
+}
+
 /* Moves x down on side dir; its child on the other side takes its place. */
 static void rotate(struct memtable *m, struct mt_node *x, int dir)
 {
     struct mt_node *y = WLOAD(&x->child[!dir]);
     struct mt_node *b = WLOAD(&y->child[dir]);
     struct mt_node *p = WLOAD(&x->parent);
+    _Atomic uint32_t *pver = p ? &p->ver : &m->root_ver;
 
+    ver_lock(pver);
+    ver_lock(&x->ver);
+    ver_lock(&y->ver);
     STORE(&x->child[!dir], b);
     if (b)
         STORE(&b->parent, x);
@@ -101,6 +127,9 @@ static void rotate(struct memtable *m, struct mt_node *x, int dir)
         STORE(&p->child[WLOAD(&p->child[1]) == x], y);
     STORE(&y->child[dir], x);
     STORE(&x->parent, y);
+    ver_unlock(&y->ver);
+    ver_unlock(&x->ver);
+    ver_unlock(pver);
 }
 
 static int node_order(const struct mt_node *a, const struct mt_node *b)
@@ -135,20 +164,20 @@ void memtable_tree_insert(struct memtable *m, struct mt_node *n)
         }
     }
     atomic_store_explicit(&n->parent, p, memory_order_relaxed);
-    n->red = 1;
+    mt_node_set_red(n, 1);
     STORE(p ? &p->child[dir] : &m->root, n); /* publishes n */
 
     /* Insert fix-up: recolour upwards while the uncle is red; otherwise at most
        two rotations end it. */
     struct mt_node *x = n;
-    while ((p = WLOAD(&x->parent)) && p->red) {
+    while ((p = WLOAD(&x->parent)) && mt_node_red(p)) {
         struct mt_node *g = WLOAD(&p->parent); /* exists: a red node is not the root */
         int side = WLOAD(&g->child[1]) == p;
         struct mt_node *u = WLOAD(&g->child[!side]);
-        if (u && u->red) {
-            p->red = 0;
-            u->red = 0;
-            g->red = 1;
+        if (u && mt_node_red(u)) {
+            mt_node_set_red(p, 0);
+            mt_node_set_red(u, 0);
+            mt_node_set_red(g, 1);
             x = g;
             continue;
         }
@@ -157,19 +186,20 @@ void memtable_tree_insert(struct memtable *m, struct mt_node *n)
             rotate(m, p, side);
             p = x;
         }
-        p->red = 0;
-        g->red = 1;
+        mt_node_set_red(p, 0);
+        mt_node_set_red(g, 1);
         rotate(m, g, !side);
         rotations_end(m);
         break;
     }
-    WLOAD(&m->root)->red = 0;
+    mt_node_set_red(WLOAD(&m->root), 0);
 }
 
 /* ---------------------------------------------------------------- readers */
 
-/* Waits briefly for an even version. Returns 0 if the writer stays mid-rotation
-   (it may have been descheduled): the caller then queues on the lock instead. */
+/* For iterator steps: waits briefly for an even tree-wide version. Returns 0 if
+   the writer stays mid-rotation (it may have been descheduled); the caller then
+   falls back to a search, which can queue on the lock. */
 static int read_begin(struct memtable *m, uint64_t *version)
 {
     for (int i = 0; i < SPIN_LIMIT; i++) {
@@ -183,7 +213,7 @@ static int read_begin(struct memtable *m, uint64_t *version)
     return 0;
 }
 
-/* Relaxed suffices: the link loads before it are acquire loads (INVARIANT 5). */
+/* Relaxed suffices after the acquire loads of links (see the top of the file). */
 static int read_valid(struct memtable *m, uint64_t version)
 {
     return atomic_load_explicit(&m->version, memory_order_relaxed) == version;
@@ -194,8 +224,15 @@ static void note_retry(struct memtable *m)
     atomic_fetch_add_explicit(&m->read_retries, 1, memory_order_relaxed);
 }
 
-/* One walk from the root for memtable_tree_find. Returns 0 if it ran too long
-   (a rotation got in the way), else 1 with the answer in *out. */
+/* The version a reader compares: the colour bit changes without a rotation. */
+static inline uint32_t ver_read(const _Atomic uint32_t *ver, memory_order order)
+{
+    return atomic_load_explicit(ver, order) & ~MT_RED;
+}
+
+/* One walk from the root for memtable_tree_find, validating each hop (see the
+   top of the file). Returns 0 if a rotation got in the way, else 1 with the
+   answer in *out. */
 static int descend(struct memtable *m, enum mt_find mode, const void *key, size_t klen,
                    uint64_t trailer, struct mt_node **out)
 {
@@ -206,10 +243,17 @@ static int descend(struct memtable *m, enum mt_find mode, const void *key, size_
     int bias = mode == MT_GE || mode == MT_LE ? -1 : 0;
     int keep_dir = upper;
 
+    /* The holder of the link just followed and the version it had. */
+    const _Atomic uint32_t *pver = &m->root_ver;
+    uint32_t pv = ver_read(pver, memory_order_acquire);
+    if (pv & MT_LOCKED)
+        return 0;
     struct mt_node *best = NULL;
     struct mt_node *x = LOAD(&m->root);
     for (int steps = 0; x; steps++) {
-        if (steps == MAX_STEPS)
+        uint32_t xv = ver_read(&x->ver, memory_order_acquire);
+        /* Relaxed suffices after the acquire loads (see the top of the file). */
+        if ((xv & MT_LOCKED) || ver_read(pver, memory_order_relaxed) != pv || steps == MAX_STEPS)
             return 0;
         /* c > 0: x lies on the kept side of the key (above it for GE/GT). */
         int c = 1;
@@ -217,13 +261,17 @@ static int descend(struct memtable *m, enum mt_find mode, const void *key, size_
             c = node_cmp(x, key, klen, trailer);
             c = upper ? -c : c;
         }
+        int dir = !keep_dir;
         if (c > bias) {
             best = x;
-            x = LOAD(&x->child[keep_dir]);
-        } else {
-            x = LOAD(&x->child[!keep_dir]);
+            dir = keep_dir;
         }
+        pver = &x->ver;
+        pv = xv;
+        x = LOAD(&x->child[dir]);
     }
+    if (ver_read(pver, memory_order_relaxed) != pv)
+        return 0;
     *out = best;
     return 1;
 }
@@ -232,11 +280,11 @@ struct mt_node *memtable_tree_find(struct memtable *m, enum mt_find mode, const 
                                    size_t klen, uint64_t trailer)
 {
     struct mt_node *r;
-    uint64_t v;
-    for (int i = 0; i < OPTIMISTIC_TRIES && read_begin(m, &v); i++) {
-        if (descend(m, mode, key, klen, trailer, &r) && read_valid(m, v))
+    for (int i = 0; i < OPTIMISTIC_TRIES; i++) {
+        if (descend(m, mode, key, klen, trailer, &r))
             return r;
         note_retry(m);
+        cpu_relax();
     }
     atomic_fetch_add_explicit(&m->read_locked, 1, memory_order_relaxed);
     pthread_mutex_lock(&m->lock);
@@ -296,16 +344,16 @@ struct check_state {
 };
 
 /* Returns the black height of the subtree at n, or -1 on a violation. */
-static int check_node(struct check_state *st, const struct mt_node *n,
-                      const struct mt_node *parent, int depth)
+static int check_node(struct check_state *st, const struct mt_node *n, const struct mt_node *parent,
+                      int depth)
 {
     if (!n)
         return 1;
     if (depth > MAX_STEPS || ++st->seen > st->limit)
         return -1; /* a cycle, or more nodes than were added */
-    if (atomic_load(&n->parent) != parent)
+    if (atomic_load(&n->parent) != parent || (atomic_load(&n->ver) & MT_LOCKED))
         return -1;
-    if (n->red && parent && parent->red)
+    if (mt_node_red(n) && parent && mt_node_red(parent))
         return -1;
     struct mt_node *l = atomic_load(&n->child[0]);
     struct mt_node *r = atomic_load(&n->child[1]);
@@ -319,7 +367,7 @@ static int check_node(struct check_state *st, const struct mt_node *n,
     int rh = check_node(st, r, n, depth + 1);
     if (rh < 0 || rh != lh)
         return -1;
-    return lh + !n->red;
+    return lh + !mt_node_red(n);
 }
 
 static const struct mt_node *descend_min(const struct mt_node *n)
@@ -333,9 +381,9 @@ static const struct mt_node *descend_min(const struct mt_node *n)
 int memtable_tree_check(struct memtable *m, uint64_t count)
 {
     struct mt_node *root = atomic_load(&m->root);
-    if (atomic_load(&m->version) & 1)
+    if ((atomic_load(&m->version) & 1) || (atomic_load(&m->root_ver) & MT_LOCKED))
         return ERR_CORRUPTION();
-    if (root && root->red)
+    if (root && mt_node_red(root))
         return ERR_CORRUPTION();
     struct check_state st = {.prev = NULL, .seen = 0, .limit = count};
     if (check_node(&st, root, NULL, 0) < 0 || st.seen != count)

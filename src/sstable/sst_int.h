@@ -34,6 +34,13 @@ struct sst_reader {
     size_t nblocks;
     struct sst_index_entry *index;
     uint8_t *index_keys;
+    /* Search accelerator: every separator's user key starts with the first
+       prefix_len bytes of index[0].key; fp[i] is the next 8 bytes of
+       separator i, big-endian and zero-padded, so fp is non-decreasing and
+       fp[i] < fp[j] implies separator i < separator j. A binary search over
+       this small array does most of the work of an index lookup. */
+    uint64_t *fp;
+    size_t prefix_len;
     struct bc_entry *filter_block; /* holds the filter's bytes; NULL = no filter */
     struct bloom filter;
     struct sst_props props;

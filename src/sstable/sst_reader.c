@@ -289,8 +289,48 @@ static int decode_index(struct sst_reader *r, const uint8_t *data, size_t len)
     return st;
 }
 
+/* Up to 8 bytes of p, big-endian, zero-padded: preserves bytewise order
+ * (non-strictly). */
+static inline uint64_t fingerprint(const uint8_t *p, size_t n)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < 8; i++)
+        v = v << 8 | (i < n ? p[i] : 0);
+    return v;
+}
+
+/* Builds r->fp and r->prefix_len from the decoded index. The prefix is the
+ * one the first and the second-to-last separator share (the last is often a
+ * one-byte successor that shares nothing); a separator without it is below
+ * every key that has it (fingerprint 0) or above them all (UINT64_MAX), so the
+ * array stays non-decreasing. */
+static int build_fingerprints(struct sst_reader *r)
+{
+    if (r->nblocks == 0)
+        return STRATA_OK;
+    r->fp = mem_alloc(r->nblocks * sizeof(*r->fp));
+    if (!r->fp)
+        return ERR_NOMEM();
+    const struct sst_index_entry *a = &r->index[0];
+    const struct sst_index_entry *z = &r->index[r->nblocks > 1 ? r->nblocks - 2 : 0];
+    size_t n = a->klen < z->klen ? a->klen : z->klen, p = 0;
+    while (p < n && a->key[p] == z->key[p])
+        p++;
+    r->prefix_len = p;
+    for (size_t i = 0; i < r->nblocks; i++) {
+        const struct sst_index_entry *x = &r->index[i];
+        int c = ukey_compare(x->key, x->klen < p ? x->klen : p, a->key, p);
+        if (c == 0)
+            r->fp[i] = fingerprint(x->key + p, x->klen - p);
+        else
+            r->fp[i] = c < 0 ? 0 : UINT64_MAX;
+    }
+    return STRATA_OK;
+}
+
 static void destroy(struct sst_reader *r)
 {
+    mem_free(r->fp);
     mem_free(r->index);
     mem_free(r->index_keys);
     block_cache_release(r->filter_block);
@@ -342,6 +382,8 @@ static int load(struct sst_reader *r)
         return st;
     st = decode_index(r, e->data, e->len);
     block_cache_release(e);
+    if (st == STRATA_OK)
+        st = build_fingerprints(r);
     if (st != STRATA_OK)
         return st;
     if (r->props.data_blocks != r->nblocks || r->props.data_bytes != r->data_end ||
@@ -409,6 +451,34 @@ size_t sst_index_search(const struct sst_reader *r, const void *key, size_t klen
                         uint64_t trailer)
 {
     size_t lo = 0, hi = r->nblocks;
+    size_t p = r->prefix_len;
+    if (hi > 0 && klen >= p && (p == 0 || memcmp(key, r->index[0].key, p) == 0)) {
+        /* Separators with a smaller fingerprint are < target, those with a
+           larger one are > target: only the run of equal fingerprints, usually
+           empty or one long, needs full comparisons. */
+        uint64_t f = fingerprint((const uint8_t *)key + p, klen - p);
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (r->fp[mid] < f)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        /* End of the run: a few steps, then a binary search for long runs. */
+        hi = lo;
+        while (hi < r->nblocks && r->fp[hi] == f && hi - lo < 4)
+            hi++;
+        if (hi - lo == 4) {
+            size_t top = r->nblocks;
+            while (hi < top) {
+                size_t mid = hi + (top - hi) / 2;
+                if (r->fp[mid] == f)
+                    hi = mid + 1;
+                else
+                    top = mid;
+            }
+        }
+    }
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         const struct sst_index_entry *x = &r->index[mid];

@@ -3,6 +3,8 @@
  */
 #include "fault_env.h"
 
+#include <unistd.h>
+
 #include "strata.h"
 
 static int should_fail(struct fault_env *f, enum fault_op op)
@@ -52,6 +54,9 @@ static int f_pwrite(io_env *env, int fd, const void *buf, size_t n, uint64_t off
 
 static int f_sync(io_env *env, int fd)
 {
+    unsigned delay = atomic_load(&F(env)->sync_delay_us);
+    if (delay)
+        usleep(delay);
     PASS(FOP_SYNC, F(env)->base->sync(F(env)->base, fd));
 }
 
@@ -128,6 +133,7 @@ void fault_env_init(struct fault_env *f, io_env *base)
     atomic_init(&f->sticky, 0);
     atomic_init(&f->status, STRATA_OK);
     atomic_init(&f->fired, 0);
+    atomic_init(&f->sync_delay_us, 0);
 }
 
 void fault_env_arm(struct fault_env *f, enum fault_op op, unsigned long nth, int sticky,

@@ -37,6 +37,7 @@ struct fault_env {
     atomic_ulong fail_at;       /* fail when calls[op] reaches this */
     atomic_int sticky, status;
     atomic_ulong fired;         /* failures injected so far */
+    atomic_uint sync_delay_us;  /* sleep this long in every sync (a slow disk) */
 };
 
 /* Initialises f over base (NULL = io_posix()) with nothing armed. */
