@@ -40,24 +40,24 @@
 /* Check's ck_assert_* also records every check that passes (a write to its
    pipe in fork mode), which dominates loops over many entries. These reach
    Check only on failure, printing both values as ck_assert_*_eq does. */
-#define EXPECT_UINT_EQ(a, b)                                                               \
-    do {                                                                                   \
-        uintmax_t x_ = (a), y_ = (b);                                                      \
-        if (x_ != y_)                                                                      \
-            ck_abort_msg("Assertion '%s == %s' failed: %s == %ju, %s == %ju", #a, #b, #a,  \
-                         x_, #b, y_);                                                      \
+#define EXPECT_UINT_EQ(a, b)                                                                       \
+    do {                                                                                           \
+        uintmax_t x_ = (a), y_ = (b);                                                              \
+        if (x_ != y_)                                                                              \
+            ck_abort_msg("Assertion '%s == %s' failed: %s == %ju, %s == %ju", #a, #b, #a, x_, #b,  \
+                         y_);                                                                      \
     } while (0)
-#define EXPECT_INT_EQ(a, b)                                                                \
-    do {                                                                                   \
-        intmax_t x_ = (a), y_ = (b);                                                       \
-        if (x_ != y_)                                                                      \
-            ck_abort_msg("Assertion '%s == %s' failed: %s == %jd, %s == %jd", #a, #b, #a,  \
-                         x_, #b, y_);                                                      \
+#define EXPECT_INT_EQ(a, b)                                                                        \
+    do {                                                                                           \
+        intmax_t x_ = (a), y_ = (b);                                                               \
+        if (x_ != y_)                                                                              \
+            ck_abort_msg("Assertion '%s == %s' failed: %s == %jd, %s == %jd", #a, #b, #a, x_, #b,  \
+                         y_);                                                                      \
     } while (0)
-#define EXPECT(cond, ...)                                                                  \
-    do {                                                                                   \
-        if (!(cond))                                                                       \
-            ck_abort_msg(__VA_ARGS__);                                                     \
+#define EXPECT(cond, ...)                                                                          \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            ck_abort_msg(__VA_ARGS__);                                                             \
     } while (0)
 
 static const struct sst_read_options RO = {1, 1};
@@ -169,8 +169,8 @@ static void model_finish(struct model *m)
     m->ks = malloc((m->n + 1) * sizeof(*m->ks));
     m->nkeys = 0;
     for (size_t i = 0; i < m->n; i++)
-        if (i == 0 || ukey_compare(m->e[i - 1].key, m->e[i - 1].klen, m->e[i].key,
-                                   m->e[i].klen) != 0)
+        if (i == 0 ||
+            ukey_compare(m->e[i - 1].key, m->e[i - 1].klen, m->e[i].key, m->e[i].klen) != 0)
             m->ks[m->nkeys++] = i;
     m->ks[m->nkeys] = m->n;
 }
@@ -195,7 +195,7 @@ static void model_random(struct model *m, uint64_t *rng, size_t n, size_t vmax, 
             if (text) {
                 e->val = malloc(e->vlen + 1);
                 for (size_t i = 0; i < e->vlen; i++)
-                    e->val[i] = (uint8_t)"the quick brown fox "[(i + e->vlen) % 20];
+                    e->val[i] = (uint8_t) "the quick brown fox "[(i + e->vlen) % 20];
             } else {
                 e->val = rand_bytes(rng, e->vlen);
             }
@@ -303,8 +303,7 @@ static void expect_at(struct sst_iter *it, const struct model *m, size_t i)
     const struct ent *e = &m->e[i];
     EXPECT(klen == e->klen && (klen == 0 || memcmp(k, e->key, klen) == 0), "key %zu differs", i);
     EXPECT_UINT_EQ(sst_iter_trailer(it), e->trailer);
-    EXPECT(vlen == e->vlen && (vlen == 0 || memcmp(v, e->val, vlen) == 0), "value %zu differs",
-           i);
+    EXPECT(vlen == e->vlen && (vlen == 0 || memcmp(v, e->val, vlen) == 0), "value %zu differs", i);
 }
 
 static void expect_scan(struct sst_reader *r, const struct sst_read_options *ro,
@@ -449,7 +448,8 @@ static struct layout read_layout(const char *path)
     return l;
 }
 
-/* Calls fn(off, size, type) for every data block, from the index block. */
+/* Stores the type byte of every data block (found through the index block)
+   in types[0..cap) and returns the number of data blocks. */
 static size_t data_block_types(const char *path, int *types, size_t cap)
 {
     struct layout l = read_layout(path);
@@ -666,11 +666,11 @@ START_TEST(test_block_bad_restarts)
     memset(b, 0, sizeof(b));
     struct blk out;
     ck_assert_int_eq(blk_parse(b, 3, &out), STRATA_CORRUPTION); /* too short */
-    put_u32(b, 100);                                             /* count beyond size */
+    put_u32(b, 100);                                            /* count beyond size */
     ck_assert_int_eq(blk_parse(b, 4, &out), STRATA_CORRUPTION);
     put_u32(b + 12, 0); /* entries present but no restart */
     ck_assert_int_eq(blk_parse(b, 16, &out), STRATA_CORRUPTION);
-    put_u32(b + 8, 4);  /* restart[0] != 0 */
+    put_u32(b + 8, 4); /* restart[0] != 0 */
     put_u32(b + 12, 1);
     ck_assert_int_eq(blk_parse(b, 16, &out), STRATA_CORRUPTION);
     put_u32(b + 4, 0); /* two restarts, not increasing */
@@ -829,6 +829,59 @@ START_TEST(test_table_edges)
 }
 END_TEST
 
+/* Keys sharing a long prefix, with runs of separators equal in the 8 bytes
+   after it, and lookups of keys outside the prefix: the paths of the index's
+   fingerprint search. */
+START_TEST(test_table_prefix_keys)
+{
+    const char *dir = tu_tmpdir("sstprefix");
+    uint64_t rng = tu_seed("test_table_prefix_keys");
+    struct model m;
+    memset(&m, 0, sizeof(m));
+    for (int i = 0; i < 3000; i++) {
+        char k[64];
+        /* Blocks of 100 keys share "tenant/" + 8 more bytes, then differ. */
+        int n = snprintf(k, sizeof(k), "tenant/%08d/%06d", i / 100, i);
+        model_add(&m, k, (size_t)n, ikey_trailer(1 + (uint64_t)(i % 7), KIND_VALUE), k, (size_t)n);
+    }
+    model_finish(&m);
+    char *path = table_path(dir, "000001.sst");
+    struct sst_options o = opts(64, 10, 0);
+    build(path, &m, &o, NULL);
+    struct sst_reader *r = open_table(path, 1, NULL);
+    ck_assert_uint_gt(sst_reader_props(r)->data_blocks, 500);
+    expect_all_gets(r, &RO, &m);
+    expect_seeks(r, &m, &rng, 2000);
+    static const char *outside[] = {"",         "t",
+                                    "tenant",   "tenant/",
+                                    "tenant/0", "tenant/00000030/",
+                                    "tenant0",  "tenant/99999999",
+                                    "u",        "\xff\xff"};
+    struct sst_iter *it = sst_iter_new(r, &RO);
+    for (size_t i = 0; i < sizeof(outside) / sizeof(outside[0]); i++) {
+        size_t klen = strlen(outside[i]);
+        for (int t = 0; t < 2; t++) {
+            uint64_t trailer = t ? 0 : UINT64_MAX;
+            size_t want = model_lower_bound(&m, outside[i], klen, trailer);
+            sst_iter_seek(it, outside[i], klen, trailer);
+            if (want == m.n)
+                ck_assert(!sst_iter_valid(it));
+            else
+                expect_at(it, &m, want);
+        }
+        int kind;
+        void *v;
+        size_t vlen;
+        ck_assert_int_eq(sst_reader_get(r, &RO, outside[i], klen, SEQ_MAX, &kind, &v, &vlen, NULL),
+                         STRATA_NOTFOUND);
+    }
+    sst_iter_free(it);
+    sst_reader_close(r);
+    model_free(&m);
+    tu_rmrf(dir);
+}
+END_TEST
+
 START_TEST(test_table_empty)
 {
     const char *dir = tu_tmpdir("sstempty");
@@ -881,8 +934,7 @@ START_TEST(test_builder_invalid)
     ck_assert_ptr_null(b);
 
     ck_assert_int_eq(sst_builder_new(io_posix(), path, &o, &b), STRATA_OK);
-    ck_assert_int_eq(sst_builder_add(b, "b", 1, ikey_trailer(5, KIND_VALUE), "1", 1),
-                     STRATA_OK);
+    ck_assert_int_eq(sst_builder_add(b, "b", 1, ikey_trailer(5, KIND_VALUE), "1", 1), STRATA_OK);
     /* Equal, smaller user key, larger trailer for the same user key. */
     ck_assert_int_eq(sst_builder_add(b, "b", 1, ikey_trailer(5, KIND_VALUE), "1", 1),
                      STRATA_INVALID);
@@ -903,10 +955,8 @@ START_TEST(test_builder_invalid)
         sst_builder_add(b, "c", STRATA_MAX_KEY_LEN + 1, ikey_trailer(5, KIND_VALUE), "", 0),
         STRATA_INVALID);
     /* The builder still works after refusing. */
-    ck_assert_int_eq(sst_builder_add(b, "b", 1, ikey_trailer(4, KIND_DELETE), NULL, 0),
-                     STRATA_OK);
-    ck_assert_int_eq(sst_builder_add(b, "c", 1, ikey_trailer(1, KIND_VALUE), "3", 1),
-                     STRATA_OK);
+    ck_assert_int_eq(sst_builder_add(b, "b", 1, ikey_trailer(4, KIND_DELETE), NULL, 0), STRATA_OK);
+    ck_assert_int_eq(sst_builder_add(b, "c", 1, ikey_trailer(1, KIND_VALUE), "3", 1), STRATA_OK);
     ck_assert_uint_eq(sst_builder_entries(b), 3);
     ck_assert_uint_gt(sst_builder_size(b), 0);
     ck_assert_int_eq(sst_builder_finish(b, NULL), STRATA_OK);
@@ -918,8 +968,7 @@ START_TEST(test_builder_invalid)
     size_t vlen;
     ck_assert_int_eq(sst_reader_get(r, &RO, "b", 1, 4, &kind, &v, &vlen, NULL), STRATA_OK);
     ck_assert_int_eq(kind, KIND_DELETE);
-    ck_assert_int_eq(sst_reader_get(r, &RO, "b", 1, 3, &kind, &v, &vlen, NULL),
-                     STRATA_NOTFOUND);
+    ck_assert_int_eq(sst_reader_get(r, &RO, "b", 1, 3, &kind, &v, &vlen, NULL), STRATA_NOTFOUND);
     sst_reader_close(r);
     tu_rmrf(dir);
 }
@@ -963,6 +1012,80 @@ START_TEST(test_builder_files)
     sst_builder_abandon(NULL);
     ck_assert(!exists(tmp));
     ck_assert(!exists(path2));
+    tu_rmrf(dir);
+}
+END_TEST
+
+/* The worked example of doc/table_format.md, byte for byte: the builder
+   must still write it and the reader must still read it. */
+static const uint8_t golden[291] = {
+    0x00, 0x0d, 0x03, 0x61, 0x70, 0x70, 0x6c, 0x65, 0x01, 0x07, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x72, 0x65, 0x64, 0x05, 0x08, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x0d,
+    0x06, 0x72, 0x69, 0x63, 0x6f, 0x74, 0x01, 0x05, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x6f, 0x72,
+    0x61, 0x6e, 0x67, 0x65, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0xca, 0x2a, 0x49,
+    0x23, 0xef, 0x73, 0x81, 0x55, 0x00, 0x0e, 0x06, 0x62, 0x61, 0x6e, 0x61, 0x6e, 0x61, 0x01, 0x06,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x79, 0x65, 0x6c, 0x6c, 0x6f, 0x77, 0x00, 0x00, 0x00, 0x00,
+    0x01, 0x00, 0x00, 0x00, 0x00, 0x50, 0x2f, 0x6b, 0x19, 0xff, 0x41, 0x37, 0x55, 0x0b, 0x78, 0x42,
+    0x06, 0x88, 0x81, 0x30, 0xa4, 0x07, 0x00, 0x81, 0xa1, 0x72, 0xa4, 0xe9, 0xb0, 0x00, 0x1b, 0x00,
+    0x09, 0x02, 0x62, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00, 0x3c, 0x00, 0x09, 0x02,
+    0x63, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x45, 0x1f, 0x00, 0x00, 0x00, 0x00, 0x01,
+    0x00, 0x00, 0x00, 0x00, 0x4b, 0xec, 0x14, 0x14, 0x8c, 0x3d, 0xf1, 0xfe, 0x01, 0x04, 0x01, 0x17,
+    0x0f, 0x02, 0x6d, 0x04, 0x07, 0x05, 0x61, 0x70, 0x70, 0x6c, 0x65, 0x01, 0x07, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x06, 0x62, 0x61, 0x6e, 0x61, 0x6e, 0x61, 0x01, 0x06, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0xa6, 0x91, 0x2a, 0x28, 0xdf, 0xe7, 0x87, 0xb0, 0x6d, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x09, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x7f, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x24, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xac, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x26, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x13, 0xa1, 0x03, 0xca, 0x4f, 0xd4, 0x6b, 0x48, 0x53, 0x54, 0x52, 0x41, 0x54,
+    0x41, 0x53, 0x54,
+
+};
+
+START_TEST(test_golden_example)
+{
+    const char *dir = tu_tmpdir("sstgolden");
+    char *path = table_path(dir, "000001.sst");
+    struct sst_options o = opts(40, 10, 0);
+    struct sst_builder *b;
+    ck_assert_int_eq(sst_builder_new(io_posix(), path, &o, &b), STRATA_OK);
+    ck_assert_int_eq(sst_builder_add(b, "apple", 5, ikey_trailer(7, KIND_VALUE), "red", 3),
+                     STRATA_OK);
+    ck_assert_int_eq(sst_builder_add(b, "apple", 5, ikey_trailer(4, KIND_DELETE), "", 0),
+                     STRATA_OK);
+    ck_assert_int_eq(sst_builder_add(b, "apricot", 7, ikey_trailer(5, KIND_VALUE), "orange", 6),
+                     STRATA_OK);
+    ck_assert_int_eq(sst_builder_add(b, "banana", 6, ikey_trailer(6, KIND_VALUE), "yellow", 6),
+                     STRATA_OK);
+    ck_assert_int_eq(sst_builder_finish(b, NULL), STRATA_OK);
+    size_t n;
+    uint8_t *got = slurp(path, &n);
+    ck_assert_uint_eq(n, sizeof(golden));
+    for (size_t i = 0; i < n; i++)
+        EXPECT(got[i] == golden[i], "byte %zu: 0x%02x, doc says 0x%02x", i, got[i], golden[i]);
+    free(got);
+
+    char *old = table_path(dir, "000002.sst");
+    spit(old, golden, sizeof(golden));
+    struct sst_reader *r = open_table(old, 2, NULL);
+    ck_assert_int_eq(sst_reader_check(r), STRATA_OK);
+    ck_assert_uint_eq(sst_reader_props(r)->data_blocks, 2);
+    int kind;
+    void *v;
+    size_t vlen;
+    ck_assert_int_eq(sst_reader_get(r, &RO, "apple", 5, 5, &kind, &v, &vlen, NULL), STRATA_OK);
+    ck_assert_int_eq(kind, KIND_DELETE);
+    ck_assert_int_eq(sst_reader_get(r, &RO, "apple", 5, 7, &kind, &v, &vlen, NULL), STRATA_OK);
+    ck_assert_int_eq(kind, KIND_VALUE);
+    ck_assert_uint_eq(vlen, 3);
+    ck_assert_int_eq(memcmp(v, "red", 3), 0);
+    mem_free(v);
+    ck_assert_int_eq(sst_reader_get(r, &RO, "apple", 5, 3, &kind, &v, &vlen, NULL),
+                     STRATA_NOTFOUND);
+    ck_assert_int_eq(sst_reader_get(r, &RO, "banana", 6, SEQ_MAX, &kind, &v, &vlen, NULL),
+                     STRATA_OK);
+    ck_assert_uint_eq(vlen, 6);
+    mem_free(v);
+    sst_reader_close(r);
     tu_rmrf(dir);
 }
 END_TEST
@@ -1098,8 +1221,7 @@ START_TEST(test_bloom_fp_rate)
         double got = (double)fp / (double)probes;
         fprintf(stderr, "bloom %2d bits/key, k=%d: fp %.5f%%, theory %.5f%% (%.2fx)\n", bpk,
                 bf.probes, 100 * got, 100 * theory, got / theory);
-        ck_assert_msg(got <= 1.5 * theory, "bits/key %d: fp rate %g > 1.5 x %g", bpk, got,
-                      theory);
+        ck_assert_msg(got <= 1.5 * theory, "bits/key %d: fp rate %g > 1.5 x %g", bpk, got, theory);
         ck_assert_msg(got >= theory / 1.5, "bits/key %d: fp rate %g suspiciously below %g", bpk,
                       got, theory);
         free(f);
@@ -1168,8 +1290,7 @@ START_TEST(test_bloom_skips_reads)
     int kind, filtered = -1;
     void *v;
     size_t vlen;
-    ck_assert_int_eq(sst_reader_get(r, &RO, "key000000", 9, SEQ_MAX, &kind, &v, &vlen,
-                                    &filtered),
+    ck_assert_int_eq(sst_reader_get(r, &RO, "key000000", 9, SEQ_MAX, &kind, &v, &vlen, &filtered),
                      STRATA_OK);
     ck_assert_int_eq(filtered, 0);
     mem_free(v);
@@ -1184,8 +1305,7 @@ START_TEST(test_bloom_skips_reads)
     for (int i = 0; i < 100; i++) {
         char k[16];
         int n = snprintf(k, sizeof(k), "key%06d", i * 2 + 1);
-        ck_assert_int_eq(sst_reader_get(r, &RO, k, (size_t)n, SEQ_MAX, &kind, &v, &vlen,
-                                        &filtered),
+        ck_assert_int_eq(sst_reader_get(r, &RO, k, (size_t)n, SEQ_MAX, &kind, &v, &vlen, &filtered),
                          STRATA_NOTFOUND);
         ck_assert_int_eq(filtered, 0);
     }
@@ -1198,12 +1318,12 @@ END_TEST
 
 /* ---------------------------------------------------------------- block cache */
 
-/* Offsets (file number 1) whose keys land in shard `shard`. */
-static void shard_keys(unsigned shard, uint64_t *out, size_t n)
+/* Offsets (file number 1) whose keys land in shard `shard` of c. */
+static void shard_keys(const struct block_cache *c, unsigned shard, uint64_t *out, size_t n)
 {
     size_t got = 0;
     for (uint64_t off = 0; got < n; off++)
-        if (block_cache_shard_of(1, off) == shard)
+        if (block_cache_shard_of(c, 1, off) == shard)
             out[got++] = off;
 }
 
@@ -1232,12 +1352,13 @@ static int cached(struct block_cache *c, uint64_t off)
 
 START_TEST(test_cache_lru)
 {
-    const size_t size = 1000, charge = block_cache_charge(size);
+    const size_t size = 128 << 10, charge = block_cache_charge(size);
     struct block_cache *c;
-    /* Four entries per shard. */
+    /* Sixteen shards of four entries each. */
     ck_assert_int_eq(block_cache_new(BLOCK_CACHE_SHARDS * 4 * charge, &c), STRATA_OK);
+    ck_assert_uint_eq(block_cache_shards(c), BLOCK_CACHE_SHARDS);
     uint64_t k[12];
-    shard_keys(3, k, 12);
+    shard_keys(c, 3, k, 12);
     for (int i = 0; i < 6; i++)
         put_entry(c, k[i], size, 1);
     /* Nothing was used: the two oldest went. */
@@ -1307,13 +1428,22 @@ START_TEST(test_cache_lru)
     block_cache_free(c);
 
     /* Across all shards: the total stays within capacity. */
-    ck_assert_int_eq(block_cache_new(100 * charge, &c), STRATA_OK);
+    const size_t small = 1000, scharge = block_cache_charge(small);
+    ck_assert_int_eq(block_cache_new(100 * scharge, &c), STRATA_OK);
+    ck_assert_uint_eq(block_cache_shards(c), 1); /* too small to split */
     for (uint64_t off = 0; off < 5000; off++) {
-        put_entry(c, off, size, 1);
-        EXPECT(block_cache_usage(c) <= 100 * charge + BLOCK_CACHE_SHARDS * charge,
-               "usage %zu over capacity", block_cache_usage(c));
+        put_entry(c, off, small, 1);
+        EXPECT(block_cache_usage(c) <= 100 * scharge, "usage %zu over capacity",
+               block_cache_usage(c));
     }
-    ck_assert_uint_ge(block_cache_usage(c), 50 * charge);
+    ck_assert_uint_ge(block_cache_usage(c), 99 * scharge);
+    block_cache_free(c);
+    ck_assert_int_eq(block_cache_new((size_t)4 << 20, &c), STRATA_OK);
+    ck_assert_uint_eq(block_cache_shards(c), 8);
+    for (uint64_t off = 0; off < 20000; off++)
+        put_entry(c, off, small, 1);
+    EXPECT(block_cache_usage(c) <= ((size_t)4 << 20), "usage %zu", block_cache_usage(c));
+    ck_assert_uint_ge(block_cache_usage(c), ((size_t)4 << 20) - 8 * scharge);
     block_cache_free(c);
     block_cache_free(NULL);
 }
@@ -1379,8 +1509,7 @@ START_TEST(test_cache_reader)
     ck_assert_uint_eq(sst_reader_block_reads(r), 3);
     ck_assert_uint_eq(block_cache_usage(c), one);
     ck_assert_int_eq(
-        sst_reader_get(r, &RO_NOCACHE, "key000002", 9, SEQ_MAX, &kind, &v, &vlen, NULL),
-        STRATA_OK);
+        sst_reader_get(r, &RO_NOCACHE, "key000002", 9, SEQ_MAX, &kind, &v, &vlen, NULL), STRATA_OK);
     mem_free(v);
     ck_assert_uint_eq(sst_reader_block_reads(r), 3);
     ck_assert_uint_eq(block_cache_hits(c), 2);
@@ -1470,8 +1599,8 @@ START_TEST(test_cache_threads)
     for (int i = 0; i < 4; i++)
         ck_assert_int_eq(uv_thread_join(&t[i]), 0);
     for (int i = 0; i < 4; i++)
-        ck_assert_msg(w[i].errors == 0, "thread %d: %d wrong answers; first: %s", i,
-                      w[i].errors, w[i].first);
+        ck_assert_msg(w[i].errors == 0, "thread %d: %d wrong answers; first: %s", i, w[i].errors,
+                      w[i].first);
     ck_assert_uint_gt(block_cache_hits(c), 0);
     ck_assert_uint_gt(block_cache_misses(c), 0);
     ck_assert_uint_le(block_cache_usage(c), (64u << 10) + BLOCK_CACHE_SHARDS * 4096);
@@ -1492,11 +1621,9 @@ static void small_table(const char *path, struct model *m, int level)
         char k[16], v[32];
         int n = snprintf(k, sizeof(k), "key%05d", i * 7);
         int vl = snprintf(v, sizeof(v), "value-%d-%d-%d", i, i * i, i % 3);
-        model_add(m, k, (size_t)n, ikey_trailer(10 + (uint64_t)(i % 5), KIND_VALUE), v,
-                  (size_t)vl);
+        model_add(m, k, (size_t)n, ikey_trailer(10 + (uint64_t)(i % 5), KIND_VALUE), v, (size_t)vl);
         if (i % 4 == 0)
-            model_add(m, k, (size_t)n, ikey_trailer(5, i % 8 ? KIND_DELETE : KIND_VALUE), "old",
-                      3);
+            model_add(m, k, (size_t)n, ikey_trailer(5, i % 8 ? KIND_DELETE : KIND_VALUE), "old", 3);
     }
     model_finish(m);
     struct sst_options o = opts(256, 10, level);
@@ -1507,8 +1634,7 @@ static void small_table(const char *path, struct model *m, int level)
    STRATA_CORRUPTION, or every get is right or STRATA_CORRUPTION and at least
    one is STRATA_CORRUPTION; a scan is right until it stops with
    STRATA_CORRUPTION. Returns 1 when open failed. */
-static int expect_detected(const char *path, const struct model *m, const char *what,
-                           uint64_t off)
+static int expect_detected(const char *path, const struct model *m, const char *what, uint64_t off)
 {
     struct sst_reader *r = NULL;
     int st = sst_reader_open(io_posix(), path, 1, NULL, &r);
@@ -1529,8 +1655,8 @@ static int expect_detected(const char *path, const struct model *m, const char *
             bad++;
             continue;
         }
-        EXPECT(st == STRATA_OK, "%s byte %llu: key %zu status %d", what,
-               (unsigned long long)off, k, st);
+        EXPECT(st == STRATA_OK, "%s byte %llu: key %zu status %d", what, (unsigned long long)off, k,
+               st);
         EXPECT_INT_EQ(kind, trailer_kind(want->trailer));
         if (kind == KIND_VALUE) {
             EXPECT(vlen == want->vlen && memcmp(v, want->val, vlen) == 0,
@@ -1538,8 +1664,7 @@ static int expect_detected(const char *path, const struct model *m, const char *
             mem_free(v);
         }
     }
-    EXPECT(bad > 0, "%s byte %llu: damage not detected by any get", what,
-           (unsigned long long)off);
+    EXPECT(bad > 0, "%s byte %llu: damage not detected by any get", what, (unsigned long long)off);
     struct sst_iter *it = sst_iter_new(r, &RO);
     size_t i = 0;
     for (sst_iter_first(it); sst_iter_valid(it); sst_iter_next(it))
@@ -1601,8 +1726,8 @@ START_TEST(test_corruption_matrix)
                 tried++;
                 opened += !failed;
                 /* Only data blocks are read after open. */
-                EXPECT(g == 0 || failed, "%s byte %llu: open accepted damage",
-                       regions[g].what, (unsigned long long)off);
+                EXPECT(g == 0 || failed, "%s byte %llu: open accepted damage", regions[g].what,
+                       (unsigned long long)off);
             }
             fprintf(stderr, "corruption (zstd %d): %s: %zu bytes flipped, %zu caught at get\n",
                     level, regions[g].what, tried, opened);
@@ -1671,8 +1796,8 @@ static void survive(const char *path, const struct model *m, uint64_t *rng)
             int kind;
             void *v = NULL;
             size_t vlen;
-            int st = sst_reader_get(r, k % 2 ? &RO : &RO_RAW, key->key, key->klen, SEQ_MAX,
-                                    &kind, &v, &vlen, NULL);
+            int st = sst_reader_get(r, k % 2 ? &RO : &RO_RAW, key->key, key->klen, SEQ_MAX, &kind,
+                                    &v, &vlen, NULL);
             if (st == STRATA_OK && kind == KIND_VALUE)
                 mem_free(v);
         }
@@ -1731,7 +1856,8 @@ START_TEST(test_structural_fuzz)
             blk_iter_reset(&it, &blk);
             for (blk_iter_first(&it); it.valid && nb < 256; blk_iter_next(&it), nb++) {
                 const uint8_t *p = get_varint(it.val, it.val + it.vlen, &hoff[nb]);
-                get_varint(p, it.val + it.vlen, &hsize[nb]);
+                ck_assert_ptr_nonnull(p);
+                ck_assert_ptr_nonnull(get_varint(p, it.val + it.vlen, &hsize[nb]));
             }
             blk_iter_release(&it);
         }
@@ -1968,8 +2094,8 @@ START_TEST(test_io_faults_builder)
     fault_env_init(&f, NULL);
     ck_assert_int_eq(try_build(&f.env, path, &m, &o), STRATA_OK);
     unlink(path);
-    static const enum fault_op ops[] = {FOP_OPEN, FOP_PWRITE, FOP_SYNC, FOP_CLOSE, FOP_RENAME,
-                                        FOP_SYNC_DIR};
+    static const enum fault_op ops[] = {FOP_OPEN,  FOP_PWRITE, FOP_SYNC,
+                                        FOP_CLOSE, FOP_RENAME, FOP_SYNC_DIR};
     unsigned long counts[FOP_COUNT];
     for (int i = 0; i < FOP_COUNT; i++)
         counts[i] = atomic_load(&f.calls[i]);
@@ -2058,8 +2184,10 @@ static Suite *sstable_suite(void)
     tc = tcase(s, "table");
     tcase_add_test(tc, test_table_roundtrip);
     tcase_add_test(tc, test_table_edges);
+    tcase_add_test(tc, test_table_prefix_keys);
     tcase_add_test(tc, test_table_empty);
     tcase_add_test(tc, test_reader_open_errors);
+    tcase_add_test(tc, test_golden_example);
     tc = tcase(s, "builder");
     tcase_add_test(tc, test_builder_invalid);
     tcase_add_test(tc, test_builder_files);

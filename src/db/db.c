@@ -159,7 +159,7 @@ static int replay_spill(struct replay_ctx *rc)
     if (st != STRATA_OK)
         return st;
     struct memtable *fresh;
-    st = memtable_new(&fresh);
+    st = memtable_new_sized(db->opts.memtable_bytes, &fresh);
     if (st != STRATA_OK)
         return st;
     memtable_unref(db->mem);
@@ -443,7 +443,7 @@ int db_open(const char *path, const strata_options *opts, io_env *env, strata_db
     uv_mutex_init(&db->syncer_mu);
     uv_cond_init(&db->syncer_cv);
     uv_cond_init(&db->bg_cv);
-    int st = memtable_new(&db->mem);
+    int st = memtable_new_sized(db->opts.memtable_bytes, &db->mem);
     if (st == STRATA_OK)
         st = open_files(db);
     if (st != STRATA_OK) {

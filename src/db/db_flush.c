@@ -56,7 +56,7 @@ int db_make_room(strata_db *db, int force)
         }
         uint64_t number = vset_new_file_number(db->vs);
         struct memtable *fresh;
-        int st = memtable_new(&fresh);
+        int st = memtable_new_sized(db->opts.memtable_bytes, &fresh);
         if (st != STRATA_OK)
             return st;
         uv_mutex_unlock(&db->mu);
@@ -169,28 +169,6 @@ static void remove_table(strata_db *db, uint64_t number)
         db->env->unlink(db->env, path);
 }
 
-void db_delete_logs_below(strata_db *db, uint64_t keep)
-{
-    char **names;
-    size_t n;
-    if (db->env->list(db->env, db->dir, &names, &n) != STRATA_OK)
-        return; /* the next open deletes them */
-    for (size_t i = 0; i < n; i++) {
-        unsigned long long number;
-        char tail[8];
-        if (sscanf(names[i], "%llu.%7s", &number, tail) == 2 && !strcmp(tail, "wal") &&
-            number < keep) {
-            char path[IO_PATH_MAX];
-            if (io_path(path, sizeof(path), db->dir, names[i]) == STRATA_OK) {
-                int st = db->env->unlink(db->env, path);
-                infolog_printf(db->log, "deleted obsolete log %s: %s", names[i],
-                               strata_strerror(st));
-            }
-        }
-    }
-    io_free_list(names, n);
-}
-
 /* ------------------------------------------------------------------ the flush thread */
 
 /* Flushes imm[0]. Called without mu. */
@@ -231,7 +209,11 @@ static void flusher_main(void *arg)
 
         int st = flush_one(db, mem, log_after);
         if (st == STRATA_OK) {
-            db_delete_logs_below(db, log_after);
+            /* The edit moved log_number past this memtable's log (invariant 3). */
+            char name[32], path[IO_PATH_MAX];
+            wal_file_name(name, sizeof(name), log);
+            if (io_path(path, sizeof(path), db->dir, name) == STRATA_OK)
+                db->env->unlink(db->env, path);
         } else {
             char what[64];
             snprintf(what, sizeof(what), "flushing the memtable of log %06" PRIu64, log);

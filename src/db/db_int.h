@@ -109,9 +109,6 @@ int db_make_room(strata_db *db, int force);
    the new file's metadata or NULL. Runs without mu. */
 int db_write_table(strata_db *db, struct memtable *mem, struct file_meta **f);
 
-/* Deletes log files numbered below keep. */
-void db_delete_logs_below(strata_db *db, uint64_t keep);
-
 int db_flusher_start(strata_db *db);
 void db_flusher_stop(strata_db *db);
 

@@ -25,12 +25,20 @@ struct arena_block {
 
 _Static_assert(sizeof(struct arena_block) <= ARENA_HEADER_BYTES, "block header too large");
 
-void arena_init(struct arena *a)
+void arena_init_sized(struct arena *a, size_t block_bytes)
 {
     a->ptr = NULL;
     a->left = 0;
     a->blocks = NULL;
     atomic_init(&a->memory, 0);
+    if (block_bytes < ARENA_MIN_BLOCK_BYTES)
+        block_bytes = ARENA_MIN_BLOCK_BYTES;
+    a->block_bytes = block_bytes < ARENA_BLOCK_BYTES ? block_bytes : ARENA_BLOCK_BYTES;
+}
+
+void arena_init(struct arena *a)
+{
+    arena_init_sized(a, ARENA_BLOCK_BYTES);
 }
 
 void arena_destroy(struct arena *a)
@@ -41,7 +49,7 @@ void arena_destroy(struct arena *a)
         mem_free(b);
         b = next;
     }
-    arena_init(a);
+    arena_init_sized(a, a->block_bytes);
 }
 
 /* Allocates a block with room for n data bytes and links it in; NULL on failure. */
@@ -61,16 +69,16 @@ static char *new_block(struct arena *a, size_t n)
 
 static void *alloc_slow(struct arena *a, size_t n)
 {
-    if (n > (ARENA_BLOCK_BYTES - ARENA_HEADER_BYTES) / 4) {
+    if (n > (a->block_bytes - ARENA_HEADER_BYTES) / 4) {
         if (n > SIZE_MAX - ARENA_HEADER_BYTES)
             return NULL;
         return new_block(a, n);
     }
-    char *p = new_block(a, ARENA_BLOCK_BYTES - ARENA_HEADER_BYTES);
+    char *p = new_block(a, a->block_bytes - ARENA_HEADER_BYTES);
     if (!p)
         return NULL;
     a->ptr = p + n;
-    a->left = ARENA_BLOCK_BYTES - ARENA_HEADER_BYTES - n;
+    a->left = a->block_bytes - ARENA_HEADER_BYTES - n;
     return p;
 }
 

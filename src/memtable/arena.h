@@ -12,8 +12,11 @@
 #include <stdatomic.h>
 #include <stddef.h>
 
-/* Size of a regular block, including its header. */
+/* Size of a regular block, including its header, unless arena_init_sized
+   chooses another. */
 #define ARENA_BLOCK_BYTES ((size_t)64 * 1024)
+/* Smallest block arena_init_sized accepts. */
+#define ARENA_MIN_BLOCK_BYTES ((size_t)4 * 1024)
 /* Bytes at the start of every block that link the blocks together; block data
    starts this far in, so it is aligned for any type. */
 #define ARENA_HEADER_BYTES ((size_t) _Alignof(max_align_t))
@@ -27,10 +30,16 @@ struct arena {
     size_t left;                /* bytes free after ptr */
     struct arena_block *blocks; /* every block held, newest first */
     atomic_size_t memory;       /* bytes held from the allocator */
+    size_t block_bytes;         /* size of a regular block, header included */
 };
 
-/* Initialises an empty arena; allocates nothing. */
+/* Initialises an empty arena with ARENA_BLOCK_BYTES blocks; allocates nothing. */
 void arena_init(struct arena *a);
+
+/* The same with regular blocks of block_bytes (clamped to
+   [ARENA_MIN_BLOCK_BYTES, ARENA_BLOCK_BYTES]): a small memtable budget needs
+   blocks well below the budget, or the first block alone would exceed it. */
+void arena_init_sized(struct arena *a, size_t block_bytes);
 
 /* Frees every block. The arena may be initialised again afterwards. */
 void arena_destroy(struct arena *a);

@@ -27,6 +27,11 @@ struct memtable_iter {
 
 int memtable_new(struct memtable **out)
 {
+    return memtable_new_sized(0, out);
+}
+
+int memtable_new_sized(size_t budget, struct memtable **out)
+{
     struct memtable *m = mem_alloc(sizeof(*m));
     if (!m)
         return ERR_NOMEM();
@@ -40,7 +45,8 @@ int memtable_new(struct memtable **out)
     atomic_init(&m->count, 0);
     m->min = NULL;
     m->max = NULL;
-    arena_init(&m->arena);
+    /* Blocks of at most 1/16 of the budget, so filling it is what fills it. */
+    arena_init_sized(&m->arena, budget ? budget / 16 : ARENA_BLOCK_BYTES);
     atomic_init(&m->refs, 1);
     atomic_init(&m->read_retries, 0);
     atomic_init(&m->read_locked, 0);

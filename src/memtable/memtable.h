@@ -20,6 +20,10 @@ struct memtable;
 /* Creates an empty memtable with one reference. Returns STRATA_OK or STRATA_NOMEM. */
 int memtable_new(struct memtable **out);
 
+/* The same for a memtable that will be flushed at about budget bytes: its
+   arena uses blocks small enough for that budget (0 = the default). */
+int memtable_new_sized(size_t budget, struct memtable **out);
+
 /* Reference counting, safe from any thread: the last unref frees the memtable
    and every pointer into it. */
 void memtable_ref(struct memtable *m);

@@ -18,8 +18,8 @@
 #include "memtable.h"
 
 /* One entry and its place in the tree, allocated in the arena with the key and
-   then the value right after it. Everything but the links and the colour is
-   written before the node is published and never changes afterwards. */
+   then the value right after it. Everything but the links and ver is written
+   before the node is published and never changes afterwards. */
 struct mt_node {
     _Atomic(struct mt_node *) child[2]; /* [0] smaller, [1] larger; NULL = none */
     _Atomic(struct mt_node *) parent;   /* NULL at the root */

@@ -2,7 +2,8 @@
  * block_cache.c - a sharded cache of table blocks, keyed by (file number,
  * block offset) and charged by the memory each block really takes.
  *
- * A key's hash picks one of 16 shards; each has its own mutex, a chained hash
+ * A key's hash picks one of up to 16 shards (fewer for caches under 8 MiB, so
+ * that no shard is too small for a block); each has its own mutex, a chained hash
  * table and a list in insertion order. Eviction is LRU approximated by CLOCK
  * (second chance): a hit only marks its entry visited, and the evictor, going
  * from the oldest end, moves visited or in-use entries to the newest end
@@ -28,6 +29,7 @@
  */
 #include "block_cache.h"
 
+#include <assert.h>
 #include <stddef.h>
 #include <string.h>
 #include <uv.h>
@@ -35,7 +37,10 @@
 #include "util/mem.h"
 #include "util/status.h"
 
-#define SHARD_BITS 4
+/* Each shard gets at least this much, so that a small cache is not split
+ * into shards too small to hold a block: caches under 1 MiB have one shard,
+ * 8 MiB and up have BLOCK_CACHE_SHARDS. */
+#define MIN_SHARD_BYTES ((size_t)512 << 10)
 
 struct bc_shard {
     uv_mutex_t mu;
@@ -49,8 +54,9 @@ struct bc_shard {
 };
 
 struct block_cache {
-    struct bc_shard shards[BLOCK_CACHE_SHARDS];
+    unsigned bits; /* 1 << bits shards are in use */
     size_t capacity;
+    struct bc_shard shards[BLOCK_CACHE_SHARDS];
 };
 
 /* A 64-bit mix of the key (the splitmix64 finalizer): shard from the top
@@ -63,9 +69,19 @@ static inline uint64_t key_hash(uint64_t number, uint64_t offset)
     return h ^ (h >> 31);
 }
 
-unsigned block_cache_shard_of(uint64_t number, uint64_t offset)
+static inline unsigned shard_index(unsigned bits, uint64_t h)
 {
-    return (unsigned)(key_hash(number, offset) >> (64 - SHARD_BITS));
+    return bits ? (unsigned)(h >> (64 - bits)) : 0;
+}
+
+unsigned block_cache_shard_of(const struct block_cache *c, uint64_t number, uint64_t offset)
+{
+    return shard_index(c->bits, key_hash(number, offset));
+}
+
+unsigned block_cache_shards(const struct block_cache *c)
+{
+    return 1u << c->bits;
 }
 
 size_t block_cache_charge(size_t cap)
@@ -107,9 +123,13 @@ int block_cache_new(size_t capacity, struct block_cache **out)
     if (!c)
         return ERR_NOMEM();
     c->capacity = capacity;
-    size_t per = capacity / BLOCK_CACHE_SHARDS + (capacity % BLOCK_CACHE_SHARDS != 0);
+    while ((1u << (c->bits + 1)) <= BLOCK_CACHE_SHARDS &&
+           capacity >> (c->bits + 1) >= MIN_SHARD_BYTES)
+        c->bits++;
+    unsigned n = 1u << c->bits;
+    size_t per = capacity / n + (capacity % n != 0);
     unsigned i;
-    for (i = 0; i < BLOCK_CACHE_SHARDS; i++) {
+    for (i = 0; i < n; i++) {
         struct bc_shard *s = &c->shards[i];
         s->capacity = per;
         s->list.prev = s->list.next = &s->list;
@@ -125,7 +145,7 @@ int block_cache_new(size_t capacity, struct block_cache **out)
             break;
         }
     }
-    if (i < BLOCK_CACHE_SHARDS) {
+    if (i < n) {
         while (i-- > 0) {
             uv_mutex_destroy(&c->shards[i].mu);
             mem_free(c->shards[i].table);
@@ -141,7 +161,7 @@ void block_cache_free(struct block_cache *c)
 {
     if (!c)
         return;
-    for (unsigned i = 0; i < BLOCK_CACHE_SHARDS; i++) {
+    for (unsigned i = 0; i < (1u << c->bits); i++) {
         struct bc_shard *s = &c->shards[i];
         for (size_t b = 0; b <= s->mask; b++) {
             struct bc_entry *e = s->table[b];
@@ -162,7 +182,7 @@ void block_cache_free(struct block_cache *c)
 size_t block_cache_usage(const struct block_cache *c)
 {
     size_t u = 0;
-    for (unsigned i = 0; i < BLOCK_CACHE_SHARDS; i++) {
+    for (unsigned i = 0; i < (1u << c->bits); i++) {
         struct bc_shard *s = (struct bc_shard *)&c->shards[i];
         uv_mutex_lock(&s->mu);
         u += s->usage;
@@ -174,7 +194,7 @@ size_t block_cache_usage(const struct block_cache *c)
 uint64_t block_cache_hits(const struct block_cache *c)
 {
     uint64_t n = 0;
-    for (unsigned i = 0; i < BLOCK_CACHE_SHARDS; i++)
+    for (unsigned i = 0; i < (1u << c->bits); i++)
         n += atomic_load_explicit(&c->shards[i].hits, memory_order_relaxed);
     return n;
 }
@@ -182,19 +202,18 @@ uint64_t block_cache_hits(const struct block_cache *c)
 uint64_t block_cache_misses(const struct block_cache *c)
 {
     uint64_t n = 0;
-    for (unsigned i = 0; i < BLOCK_CACHE_SHARDS; i++)
+    for (unsigned i = 0; i < (1u << c->bits); i++)
         n += atomic_load_explicit(&c->shards[i].misses, memory_order_relaxed);
     return n;
 }
 
 static inline struct bc_shard *shard_for(struct block_cache *c, uint64_t h)
 {
-    return &c->shards[h >> (64 - SHARD_BITS)];
+    return &c->shards[shard_index(c->bits, h)];
 }
 
 /* Slot that holds (or would hold) the key. */
-static struct bc_entry **find_slot(struct bc_shard *s, uint64_t h, uint64_t number,
-                                   uint64_t offset)
+static struct bc_entry **find_slot(struct bc_shard *s, uint64_t h, uint64_t number, uint64_t offset)
 {
     struct bc_entry **p = &s->table[h & s->mask];
     while (*p && ((*p)->hash != h || (*p)->number != number || (*p)->offset != offset))
@@ -238,6 +257,7 @@ static void set_usage(struct bc_shard *s, size_t usage)
 static struct bc_entry *detach_locked(struct bc_shard *s, struct bc_entry **slot)
 {
     struct bc_entry *e = *slot;
+    assert(e && e->in_cache); /* invariant 1: listed entries are in the table */
     *slot = e->hnext;
     e->hnext = NULL;
     list_remove(&e->link);
@@ -297,8 +317,7 @@ struct bc_entry *block_cache_lookup(struct block_cache *c, uint64_t number, uint
     return e;
 }
 
-void block_cache_insert(struct block_cache *c, uint64_t number, uint64_t offset,
-                        struct bc_entry *e)
+void block_cache_insert(struct block_cache *c, uint64_t number, uint64_t offset, struct bc_entry *e)
 {
     uint64_t h = key_hash(number, offset);
     struct bc_shard *s = shard_for(c, h);

@@ -28,7 +28,7 @@ struct bc_link {
 /* The fields a cache hit touches come first, so that a hit reads one or two
  * cache lines of the entry before the block itself. */
 struct bc_entry {
-    struct bc_entry *hnext;  /* hash chain */
+    struct bc_entry *hnext; /* hash chain */
     uint64_t hash;
     uint64_t number, offset; /* cache key */
     atomic_uint refs;        /* holders, the cache included while in_cache */
@@ -37,8 +37,8 @@ struct bc_entry {
     struct bc_shard *shard;  /* NULL if never inserted into a cache */
     struct bc_link link;     /* in the shard's clock list while cached */
     size_t charge;
-    int in_cache;            /* guarded by shard->mu */
-    size_t len;              /* bytes of data in use */
+    int in_cache; /* guarded by shard->mu */
+    size_t len;   /* bytes of data in use */
     uint8_t data[];
 };
 
@@ -59,9 +59,12 @@ void block_cache_insert(struct block_cache *c, uint64_t number, uint64_t offset,
 /* Drops one reference; frees e when it was the last. NULL accepted. */
 void block_cache_release(struct bc_entry *e);
 
-/* Shard that (number, offset) maps to, and the number of shards: for tests. */
-unsigned block_cache_shard_of(uint64_t number, uint64_t offset);
+/* Most shards a cache has. */
 #define BLOCK_CACHE_SHARDS 16
+
+/* Shards of c, and the shard that (number, offset) maps to: for tests. */
+unsigned block_cache_shards(const struct block_cache *c);
+unsigned block_cache_shard_of(const struct block_cache *c, uint64_t number, uint64_t offset);
 
 /* Bytes charged for an entry holding cap bytes of data. */
 size_t block_cache_charge(size_t cap);

@@ -154,6 +154,9 @@ int blk_builder_finish(struct blk_builder *bb, const uint8_t **out, size_t *len)
 #define PREFETCH(p) ((void)(p))
 #endif
 
+/* How much of a restart interval a seek prefetches before scanning it. */
+#define SEEK_PREFETCH_BYTES 2048
+
 int blk_parse(const uint8_t *data, size_t len, struct blk *out)
 {
     if (len < 4 || len > SST_MAX_BLOCK_LEN)
@@ -386,8 +389,8 @@ void blk_iter_seek(struct blk_iter *it, const void *key, size_t klen, uint64_t t
         if (right - mid > 1)
             PREFETCH(it->data + restart_at(it, mid + (right - mid + 1) / 2));
         uint32_t shared, nonshared, vlen;
-        const uint8_t *p = entry_header(it->data + restart_at(it, mid), end, &shared, &nonshared,
-                                        &vlen);
+        const uint8_t *p =
+            entry_header(it->data + restart_at(it, mid), end, &shared, &nonshared, &vlen);
         if (!p || shared != 0 || nonshared < SST_IKEY_TRAILER) {
             fail(it, ERR_CORRUPTION());
             return;
@@ -397,9 +400,12 @@ void blk_iter_seek(struct blk_iter *it, const void *key, size_t klen, uint64_t t
         else
             right = mid - 1;
     }
-    /* The scan reads the interval front to back: ask for all of it now. */
+    /* The scan reads the interval front to back: ask for (the start of) all
+       of it now rather than one cache line at a time. */
     uint32_t from = restart_at(it, left);
     uint32_t to = left + 1 < it->nrestarts ? restart_at(it, left + 1) : it->limit;
+    if (to - from > SEEK_PREFETCH_BYTES)
+        to = from + SEEK_PREFETCH_BYTES;
     for (uint32_t off = from + 64; off < to; off += 64)
         PREFETCH(it->data + off);
     if (!decode_restart(it, left))

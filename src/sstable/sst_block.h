@@ -69,8 +69,8 @@ struct blk_iter {
     uint32_t cur, next; /* offsets of the current and the following entry */
     uint32_t ridx;      /* restart interval holding cur */
     int valid;
-    int status;         /* STRATA_OK, STRATA_CORRUPTION or STRATA_NOMEM */
-    uint8_t *key;       /* current internal key: klen >= 8 while valid */
+    int status;   /* STRATA_OK, STRATA_CORRUPTION or STRATA_NOMEM */
+    uint8_t *key; /* current internal key: klen >= 8 while valid */
     size_t klen, kcap;
     const uint8_t *val;
     size_t vlen;

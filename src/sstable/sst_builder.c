@@ -239,8 +239,8 @@ static int write_block(struct sst_builder *b, const uint8_t *contents, size_t le
             return fail(b, ERR_NOMEM());
         uint8_t *p = put_varint(b->cbuf, len);
         size_t hdr = (size_t)(p - b->cbuf);
-        size_t n = ZSTD_compressCCtx(b->cctx, p, bound - hdr, contents, len,
-                                     b->o.compression_level);
+        size_t n =
+            ZSTD_compressCCtx(b->cctx, p, bound - hdr, contents, len, b->o.compression_level);
         if (ZSTD_isError(n)) {
             if (ZSTD_getErrorCode(n) == ZSTD_error_memory_allocation)
                 return fail(b, ERR_NOMEM());

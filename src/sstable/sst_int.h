@@ -52,8 +52,7 @@ struct sst_reader {
 
 /* Index of the first block whose separator is >= (key, trailer); nblocks if
  * there is none. */
-size_t sst_index_search(const struct sst_reader *r, const void *key, size_t klen,
-                        uint64_t trailer);
+size_t sst_index_search(const struct sst_reader *r, const void *key, size_t klen, uint64_t trailer);
 
 /* Data block i with a reference the caller releases with block_cache_release:
  * from the cache, or read (and, with ro->fill_cache, cached). Returns STRATA_OK,

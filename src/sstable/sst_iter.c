@@ -226,9 +226,9 @@ int sst_reader_check(struct sst_reader *r)
             st = ERR_CORRUPTION();
             break;
         }
-        if (got.entries == 0 && (klen != r->props.smallest_len ||
-                                 (klen && memcmp(key, r->props.smallest, klen) != 0) ||
-                                 trailer != r->props.smallest_trailer)) {
+        if (got.entries == 0 &&
+            (klen != r->props.smallest_len || (klen && memcmp(key, r->props.smallest, klen) != 0) ||
+             trailer != r->props.smallest_trailer)) {
             st = ERR_CORRUPTION();
             break;
         }

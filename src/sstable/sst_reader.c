@@ -3,8 +3,9 @@
  *
  * Open reads the footer, then the properties, index and filter blocks, all
  * checksum-verified; the index is decoded once into an array of (separator,
- * handle) so a lookup binary-searches plain memory, and the filter's bytes are
- * kept as they are. Both belong to the reader and are not charged to the
+ * handle) plus 8-byte fingerprints of the separators, so a lookup mostly
+ * binary-searches a small array of integers, and the filter's bytes are kept
+ * as they are. Both belong to the reader and are not charged to the
  * block cache. A lookup asks the filter, searches the index, takes the data
  * block from the cache (reading and verifying it on a miss) and searches it.
  *
@@ -89,6 +90,10 @@ static int inflate(struct sst_reader *r, const uint8_t *p, size_t n, struct bc_e
     uint64_t raw;
     const uint8_t *frame = get_varint(p, p + n, &raw);
     if (!frame || raw > SST_MAX_BLOCK_LEN)
+        return ERR_CORRUPTION();
+    /* The frame header repeats the size: check it before allocating, so a
+       damaged size cannot make us allocate up to the limit for nothing. */
+    if (ZSTD_getFrameContentSize(frame, (size_t)(p + n - frame)) != raw)
         return ERR_CORRUPTION();
     struct bc_entry *e = bc_entry_new((size_t)raw);
     if (!e)
@@ -214,9 +219,9 @@ static int decode_props(const uint8_t *p, size_t n, struct sst_props *out)
     pr.largest_trailer = get_u64(p + llen);
     if (pr.deletions > pr.entries || pr.data_blocks > pr.entries || pr.min_seq > pr.max_seq)
         return ERR_CORRUPTION();
-    if (pr.entries == 0 ? (slen || llen || pr.max_seq)
-                        : ikey_compare(s, slen, pr.smallest_trailer, l, llen,
-                                       pr.largest_trailer) > 0)
+    if (pr.entries == 0
+            ? (slen || llen || pr.max_seq)
+            : ikey_compare(s, slen, pr.smallest_trailer, l, llen, pr.largest_trailer) > 0)
         return ERR_CORRUPTION();
     if (pr.entries) {
         pr.smallest = mem_alloc(slen);
@@ -447,8 +452,7 @@ uint64_t sst_reader_block_reads(const struct sst_reader *r)
 
 /* ------------------------------------------------------------------ lookups */
 
-size_t sst_index_search(const struct sst_reader *r, const void *key, size_t klen,
-                        uint64_t trailer)
+size_t sst_index_search(const struct sst_reader *r, const void *key, size_t klen, uint64_t trailer)
 {
     size_t lo = 0, hi = r->nblocks;
     size_t p = r->prefix_len;
@@ -498,8 +502,7 @@ int sst_reader_may_contain(struct sst_reader *r, const void *key, size_t klen)
 }
 
 int sst_reader_get(struct sst_reader *r, const struct sst_read_options *ro, const void *key,
-                   size_t klen, uint64_t seq, int *kind, void **val, size_t *vlen,
-                   int *filtered)
+                   size_t klen, uint64_t seq, int *kind, void **val, size_t *vlen, int *filtered)
 {
     if (filtered)
         *filtered = 0;

@@ -7,7 +7,8 @@
  * carrying an XXH3 checksum, followed by a bloom filter over the user keys, an
  * index block, a properties block and a fixed-size footer. doc/table_format.md
  * specifies the bytes. Readers are shared by any number of threads; blocks come
- * through a sharded LRU block cache charged by real memory.
+ * through a sharded block cache (LRU approximated by CLOCK) charged by real
+ * memory.
  */
 #ifndef STRATA_SSTABLE_H
 #define STRATA_SSTABLE_H
@@ -22,9 +23,12 @@
 struct block_cache;
 
 /* A cache holding at most capacity bytes (charged by the real memory of each
- * cached block, including its bookkeeping), split in shards that lock
- * separately. capacity 0 is a cache that keeps nothing. Thread-safe.
- * Returns STRATA_OK or STRATA_NOMEM. */
+ * cached block, including its bookkeeping), split in up to 16 shards that
+ * lock separately (one per 512 KiB of capacity, at least one), each with an
+ * equal share. Blocks a reader holds are never evicted and may keep a shard
+ * above its share until released; a block larger than a shard's share is not
+ * cached. capacity 0 is a cache that keeps nothing. Thread-safe. Returns
+ * STRATA_OK or STRATA_NOMEM. */
 int block_cache_new(size_t capacity, struct block_cache **out);
 void block_cache_free(struct block_cache *c); /* NULL accepted; no reader may still use it */
 size_t block_cache_usage(const struct block_cache *c);
@@ -43,12 +47,12 @@ struct sst_options {
 /* What a table holds; written into its properties block and returned by the
    builder and the reader. Keys are internal keys' user parts. */
 struct sst_props {
-    uint64_t entries, deletions;     /* all entries; entries of kind KIND_DELETE */
+    uint64_t entries, deletions; /* all entries; entries of kind KIND_DELETE */
     uint64_t raw_key_bytes, raw_value_bytes;
     uint64_t data_blocks, data_bytes; /* stored (possibly compressed) data block bytes */
     uint64_t file_size;
     uint64_t min_seq, max_seq;
-    void *smallest, *largest;          /* user keys of the first and last entry (owned) */
+    void *smallest, *largest; /* user keys of the first and last entry (owned) */
     size_t smallest_len, largest_len;
     uint64_t smallest_trailer, largest_trailer;
 };
@@ -110,8 +114,7 @@ const struct sst_props *sst_reader_props(const struct sst_reader *r);
  * when the table has no such entry; STRATA_CORRUPTION, STRATA_IO or STRATA_NOMEM.
  * *filtered is set to 1 when the bloom filter alone answered NOTFOUND (may be NULL). */
 int sst_reader_get(struct sst_reader *r, const struct sst_read_options *ro, const void *key,
-                   size_t klen, uint64_t seq, int *kind, void **val, size_t *vlen,
-                   int *filtered);
+                   size_t klen, uint64_t seq, int *kind, void **val, size_t *vlen, int *filtered);
 
 /* Whether the filter says key may be present (1) or is surely absent (0). */
 int sst_reader_may_contain(struct sst_reader *r, const void *key, size_t klen);
