@@ -10,6 +10,7 @@
  * STRATA_TEST_SEED replays it.
  */
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -28,6 +29,30 @@
 #define MAX_PER_THREAD 400000
 
 static char base[4096], dir[4200];
+static size_t memtable_bytes; /* 0 = default; small to make the child flush */
+
+static void options(strata_options *o)
+{
+    strata_options_init(o);
+    if (memtable_bytes)
+        o->memtable_bytes = memtable_bytes;
+}
+
+/* Files in dir whose names end in suffix. */
+static int count_files(const char *suffix)
+{
+    DIR *dp = opendir(dir);
+    if (!dp)
+        return 0;
+    struct dirent *e;
+    int n = 0;
+    while ((e = readdir(dp)) != NULL) {
+        size_t l = strlen(e->d_name), k = strlen(suffix);
+        n += l >= k && !strcmp(e->d_name + l - k, suffix);
+    }
+    closedir(dp);
+    return n;
+}
 
 static void setup(void)
 {
@@ -98,7 +123,9 @@ static void child_writer(void *arg)
 static void run_child(int iter, int fd, int durability)
 {
     strata_db *db;
-    if (strata_open(dir, NULL, &db) != STRATA_OK)
+    strata_options o;
+    options(&o);
+    if (strata_open(dir, &o, &db) != STRATA_OK)
         _exit(12);
     int ready[2] = {-1, -1};
     if (write(fd, ready, sizeof(ready)) != sizeof(ready))
@@ -133,7 +160,9 @@ static int read_msg(int fd, int msg[2])
 static void verify(int iter, const int acked[THREADS])
 {
     strata_db *db;
-    int st = strata_open(dir, NULL, &db);
+    strata_options o;
+    options(&o);
+    int st = strata_open(dir, &o, &db);
     ck_assert_msg(st == STRATA_OK, "reopen after kill: %s", strata_strerror(st));
     char key[64], val[256];
     for (int t = 0; t < THREADS; t++) {
@@ -168,11 +197,16 @@ static void verify(int iter, const int acked[THREADS])
                       present);
     }
     ck_assert_int_eq(strata_close(db), STRATA_OK);
+    /* a clean reopen leaves no temporary file of a flush the kill cut short */
+    ck_assert_int_eq(count_files(".tmp"), 0);
 }
+
+static int tables_at_kill; /* tables present when the children were killed */
 
 static void crash_loop(const char *name, int durability, int iterations)
 {
     uint64_t seed = tu_seed(name);
+    tables_at_kill = 0;
     for (int iter = 0; iter < iterations; iter++) {
         if (iter % 25 == 0) /* a fresh database now and then keeps replay short */
             tu_rmrf(dir);
@@ -203,6 +237,7 @@ static void crash_loop(const char *name, int durability, int iterations)
                 acked[msg[0]] = msg[1];
         }
         close(p[0]);
+        tables_at_kill += count_files(".sst");
         verify(iter, acked);
     }
 }
@@ -210,6 +245,17 @@ static void crash_loop(const char *name, int durability, int iterations)
 START_TEST(kill_during_writes)
 {
     crash_loop("kill_during_writes", STRATA_DURABLE_WRITE, tu_long_mode() ? 1000 : 50);
+}
+END_TEST
+
+START_TEST(kill_during_flushes)
+{
+    /* a 64 KiB memtable: the child switches memtables and flushes tables all
+       the time, so kills land in the middle of flushes too */
+    memtable_bytes = (size_t)64 << 10;
+    int iterations = tu_long_mode() ? 500 : 50;
+    crash_loop("kill_during_flushes", STRATA_DURABLE_WRITE, iterations);
+    ck_assert_int_gt(tables_at_kill, 3 * iterations);
 }
 END_TEST
 
@@ -226,6 +272,7 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, kill_during_writes);
     tcase_add_test(tc, kill_during_fsync_writes);
+    tcase_add_test(tc, kill_during_flushes);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

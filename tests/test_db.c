@@ -665,6 +665,32 @@ START_TEST(concurrent_writers_and_readers)
 }
 END_TEST
 
+START_TEST(concurrent_with_flushes)
+{
+    /* a 64 KiB memtable: memtables switch and flush to tables while writers
+       and readers run (the ThreadSanitizer run covers the flush thread here) */
+    strata_options o;
+    strata_options_init(&o);
+    o.memtable_bytes = (size_t)64 << 10;
+    strata_db *db = open_db(&o);
+    run_threads(db, 3, 4000, STRATA_DURABLE_WRITE, 2);
+    strata_stats st;
+    strata_stats_get(db, &st);
+    ck_assert_uint_gt(st.level_files[0], 3);
+    char key[32], val[32];
+    for (int t = 0; t < 3; t++)
+        for (int i = 0; i < 4000; i += 13) {
+            snprintf(key, sizeof(key), "t%d-%06d", t, i);
+            snprintf(val, sizeof(val), "v%d", i);
+            expect_value(db, key, strlen(key), val, strlen(val));
+        }
+    ck_assert_int_eq(strata_flush(db), STRATA_OK);
+    strata_stats_get(db, &st);
+    ck_assert_uint_eq(st.immutable_memtables, 0);
+    ck_assert_int_eq(strata_close(db), STRATA_OK);
+}
+END_TEST
+
 START_TEST(group_commit_shares_fsyncs)
 {
     /* 4 threads each doing FSYNC writes: groups must form, so there are fewer
@@ -703,7 +729,8 @@ int main(void)
         {"durability",
          {async_durable_after_sync, async_lost_without_sync, async_durable_after_close,
           async_background_syncer, memory_level_not_logged, default_durability_from_options}},
-        {"threads", {concurrent_writers_and_readers, group_commit_shares_fsyncs}},
+        {"threads", {concurrent_writers_and_readers, concurrent_with_flushes,
+                     group_commit_shares_fsyncs}},
     };
     for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++) {
         TCase *tc = tcase_create(groups[g].name);

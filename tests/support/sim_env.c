@@ -874,7 +874,8 @@ static void some_contents(struct node *n, uint64_t *rng, uint8_t **out, uint64_t
         size = n->trunc_min;
     uint64_t need = size > n->cur_size ? size : n->cur_size;
     uint8_t *buf = xcalloc((size_t)need, 1);
-    memcpy(buf, n->dur, (size_t)size);
+    if (size)
+        memcpy(buf, n->dur, (size_t)size);
     for (size_t p = 0; p < n->dirty_pages; p++) {
         if (!n->dirty[p] || !coin(rng))
             continue;
