@@ -11,7 +11,9 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
+#include "db/db.h"
 #include "strata.h"
+#include "support/fault_env.h"
 #include "support/testutil.h"
 #include "util/coding.h"
 
@@ -41,9 +43,12 @@ static strata_db *open_at(const char *d, size_t memtable)
     return db;
 }
 
+/* 16-byte key (and a NUL) of number i, 0 <= i < 10^16. */
 static void key_of(char *k, long i)
 {
-    snprintf(k, 17, "%016ld", i);
+    char buf[32];
+    snprintf(buf, sizeof(buf), "%016ld", i);
+    memcpy(k, buf, 17);
 }
 
 /* 100-byte value derived from the key number and a version. */
@@ -184,6 +189,44 @@ START_TEST(newest_version_wins)
     strata_stats_get(db, &st);
     ck_assert_uint_eq(st.level_files[0], 4);
     ck_assert_uint_eq(count_files(dir, ".wal"), 1);
+    ck_assert_int_eq(strata_close(db), STRATA_OK);
+}
+END_TEST
+
+START_TEST(reads_from_immutable_memtables)
+{
+    /* a disk whose fdatasync takes 30 ms keeps the flush thread busy, so
+       immutable memtables wait while the test reads through them */
+    struct fault_env slow;
+    fault_env_init(&slow, NULL);
+    strata_options o;
+    strata_options_init(&o);
+    o.memtable_bytes = (size_t)64 << 10;
+    strata_db *db;
+    ck_assert_int_eq(db_open(dir, &o, &slow.env, &db), STRATA_OK);
+    atomic_store(&slow.sync_delay_us, 30000);
+    char k[17], v[101];
+    long i = 0;
+    strata_stats st;
+    do { /* fill memtables until one waits */
+        key_of(k, i);
+        value_of(v, i, 1);
+        ck_assert_int_eq(strata_put(db, NULL, k, 16, v, 100), STRATA_OK);
+        strata_stats_get(db, &st);
+        i++;
+    } while (st.immutable_memtables == 0);
+    ck_assert_int_eq(strata_put(db, NULL, "0000000000000000", 16, "newer", 5), STRATA_OK);
+    strata_stats_get(db, &st);
+    ck_assert_uint_ge(st.immutable_memtables, 1); /* still waiting: reads go through it */
+    ck_assert_int_eq(get_is(db, "0000000000000000", 16, "newer", 5), STRATA_OK);
+    for (long j = 1; j < i; j++) {
+        key_of(k, j);
+        value_of(v, j, 1);
+        ck_assert_int_eq(get_is(db, k, 16, v, 100), STRATA_OK);
+    }
+    atomic_store(&slow.sync_delay_us, 0);
+    ck_assert_int_eq(strata_flush(db), STRATA_OK);
+    ck_assert_int_eq(get_is(db, "0000000000000000", 16, "newer", 5), STRATA_OK);
     ck_assert_int_eq(strata_close(db), STRATA_OK);
 }
 END_TEST
@@ -462,6 +505,7 @@ int main(void)
     TCase *tc = tcase_create("tables");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, newest_version_wins);
+    tcase_add_test(tc, reads_from_immutable_memtables);
     tcase_add_test(tc, flushes_under_load);
     tcase_add_test(tc, bloom_answers_absent_keys);
     tcase_add_test(tc, many_times_the_memtable);
