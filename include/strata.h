@@ -105,6 +105,8 @@ typedef struct strata_options {
     int l0_compaction_trigger; /* default 4 */
     int l0_slowdown_trigger;   /* default 20 */
     int l0_stop_trigger;       /* default 36; must be >= slowdown >= compaction trigger >= 1 */
+    size_t level_base_bytes;   /* target size of level 1 (level n+1: 10x level n),
+                                  1 MiB..1 TiB; default 256 MiB */
     /* Called once, from a background thread, when an error stops writes. May be NULL. */
     void (*on_background_error)(void *ctx, int status, const char *message);
     void *ctx; /* passed to on_background_error */
@@ -226,6 +228,15 @@ STRATA_API int strata_sync(strata_db *db);
  * (writes stop). */
 STRATA_API int strata_flush(strata_db *db);
 
+/* Compacts every table holding keys in [begin, end) (NULL = unbounded on that
+ * side; lengths are ignored for NULL) down to the deepest level in use, after
+ * flushing the memtable, and waits. Versions no reader can see and tombstones
+ * with nothing under them are dropped, so the space they held is given back.
+ * Returns STRATA_OK; STRATA_INVALID for a NULL db or oversized bounds;
+ * STRATA_READONLY after an earlier error; an I/O status if it failed. */
+STRATA_API int strata_compact_range(strata_db *db, const void *begin, size_t blen,
+                                    const void *end, size_t elen);
+
 /* ---------------------------------------------------------------- statistics */
 
 typedef struct strata_stats {
@@ -239,9 +250,10 @@ typedef struct strata_stats {
     uint64_t level_files[8], level_bytes[8]; /* table files and their bytes per level */
     uint64_t user_bytes_written; /* key + value bytes accepted by writes since open */
     uint64_t flush_bytes_written; /* table bytes written by flushes since open */
-    uint64_t compaction_bytes_read, compaction_bytes_written; /* 0 until compaction lands */
+    uint64_t compaction_bytes_read, compaction_bytes_written; /* by compactions since open */
     double write_amplification; /* (wal + flush + compaction bytes written) / user bytes */
-    uint64_t compactions;      /* 0 until compaction lands */
+    uint64_t compactions;      /* compactions finished since open */
+    uint64_t pending_compaction_bytes; /* bytes over the level targets (estimate) */
     uint64_t stall_micros;     /* time writers waited for flushes */
     uint64_t block_cache_hits, block_cache_misses;
     uint64_t bloom_negatives;  /* table lookups the bloom filter answered alone */

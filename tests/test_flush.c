@@ -59,6 +59,14 @@ static void value_of(char *v, long i, int version)
         v[j] = (char)('a' + (i * 7 + j + version) % 26);
 }
 
+static uint64_t total_files(const strata_stats *st)
+{
+    uint64_t n = 0;
+    for (int l = 0; l < st->levels; l++)
+        n += st->level_files[l];
+    return n;
+}
+
 static int get_is(strata_db *db, const char *key, size_t klen, const char *want, size_t wlen)
 {
     void *v;
@@ -110,8 +118,8 @@ START_TEST(many_times_the_memtable)
     strata_batch_free(b);
     strata_stats st;
     strata_stats_get(db, &st);
-    ck_assert_uint_gt(st.level_files[0], 50);
     ck_assert_uint_gt(st.flush_bytes_written, (uint64_t)n * 100);
+    ck_assert_uint_gt(st.compactions, 0);
     ck_assert_int_eq(strata_close(db), STRATA_OK);
 
     db = open_at(dir, (size_t)4 << 20);
@@ -176,7 +184,7 @@ START_TEST(newest_version_wins)
     ck_assert_int_eq(strata_put(db, NULL, "c", 1, "c2", 2), STRATA_OK);
     strata_stats st;
     strata_stats_get(db, &st);
-    ck_assert_uint_eq(st.level_files[0], 3);
+    ck_assert_uint_eq(st.level_files[0], 3); /* below the compaction trigger */
     check_newest(db);
     char *text = strata_stats_text(db);
     ck_assert_ptr_nonnull(text);
@@ -185,10 +193,16 @@ START_TEST(newest_version_wins)
     ck_assert_int_eq(strata_close(db), STRATA_OK);
     db = open_at(dir, 0);
     check_newest(db);
-    /* the memtable's "c2" went into a fourth table at open */
+    /* the memtable's "c2" went into a fourth table at open (which may since
+       have been compacted with the others) */
     strata_stats_get(db, &st);
-    ck_assert_uint_eq(st.level_files[0], 4);
+    ck_assert_uint_ge(total_files(&st), 1);
     ck_assert_uint_eq(count_files(dir, ".wal"), 1);
+    ck_assert_int_eq(strata_compact_range(db, NULL, 0, NULL, 0), STRATA_OK);
+    check_newest(db);
+    strata_stats_get(db, &st);
+    ck_assert_uint_eq(st.level_files[0], 0);
+    ck_assert_uint_eq(total_files(&st), 1);
     ck_assert_int_eq(strata_close(db), STRATA_OK);
 }
 END_TEST
@@ -252,8 +266,8 @@ START_TEST(flushes_under_load)
     strata_stats_get(db, &st);
     /* about 3.5 MB through a 64 KiB memtable: tens of tables, not one per write
        (the memtable's first arena block must not fill the budget alone) */
-    ck_assert_uint_gt(st.level_files[0], 10);
-    ck_assert_uint_lt(st.level_files[0], 200);
+    ck_assert_uint_gt(st.flush_bytes_written, 10 * 32 * 1024);
+    ck_assert_uint_lt(st.flush_bytes_written / 32 / 1024, 200);
     ck_assert_uint_le(st.immutable_memtables, 2);
     /* the logs of flushed memtables are gone */
     ck_assert_uint_le(count_files(dir, ".wal"), 3);

@@ -661,13 +661,18 @@ int vset_apply(struct version_set *vs, struct version_edit *e, uint64_t last_seq
         return st;
     }
     vs->log_number = e->log_number;
-    /* Invariant 2: the edit is durable; files it removed may go once unused. */
-    for (size_t i = 0; i < e->ndeleted; i++)
-        for (size_t k = 0; k < vs->current->nfiles[e->deleted[i].level]; k++) {
+    /* Invariant 2: the edit is durable; files it removed may go once unused
+       (not a file it only moved to another level: that one stays). */
+    for (size_t i = 0; i < e->ndeleted; i++) {
+        int moved = 0;
+        for (size_t k = 0; k < e->nadded; k++)
+            moved |= e->added[k].f->number == e->deleted[i].number;
+        for (size_t k = 0; !moved && k < vs->current->nfiles[e->deleted[i].level]; k++) {
             struct file_meta *f = vs->current->files[e->deleted[i].level][k];
             if (f->number == e->deleted[i].number)
                 atomic_store(&f->obsolete, 1);
         }
+    }
     uv_mutex_lock(&vs->mu);
     struct version *old = vs->current;
     vs->current = v;

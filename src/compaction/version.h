@@ -34,6 +34,7 @@ struct file_meta {
     uint64_t entries, deletions;
     atomic_int refs;            /* versions listing this file */
     atomic_int obsolete;        /* an applied (durable) edit removed it: delete at refs 0 */
+    int being_compacted;        /* an input of a running compaction (the db's mutex) */
     struct sst_reader *reader;  /* opened before the file joins a version */
     struct version_set *vs;     /* for deleting the file */
 };

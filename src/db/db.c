@@ -41,6 +41,7 @@ void strata_options_init(strata_options *o)
     o->l0_compaction_trigger = 4;
     o->l0_slowdown_trigger = 20;
     o->l0_stop_trigger = 36;
+    o->level_base_bytes = (size_t)256 << 20;
 }
 
 void strata_write_options_init(strata_write_options *wo)
@@ -83,6 +84,9 @@ int db_options_check(const strata_options *o, const char **why)
     REQUIRE(o->l0_compaction_trigger >= 1 && o->l0_slowdown_trigger >= o->l0_compaction_trigger &&
                 o->l0_stop_trigger >= o->l0_slowdown_trigger && o->l0_stop_trigger <= 1000,
             "need 1 <= l0_compaction_trigger <= l0_slowdown_trigger <= l0_stop_trigger <= 1000");
+    REQUIRE(o->level_base_bytes >= ((size_t)1 << 20) &&
+                (uint64_t)o->level_base_bytes <= ((uint64_t)1 << 40),
+            "level_base_bytes must be 1 MiB..1 TiB");
     REQUIRE(o->create_if_missing == 0 || o->create_if_missing == 1, "create_if_missing is 0 or 1");
     REQUIRE(o->error_if_exists == 0 || o->error_if_exists == 1, "error_if_exists is 0 or 1");
 #undef REQUIRE
@@ -313,6 +317,9 @@ static int recover(strata_db *db)
     }
     edit_clear(&edit);
     atomic_store(&db->st_live_keys, rc.live > 0 ? rc.live : 0);
+    struct version *v = vset_current(db->vs);
+    db->l0_files = (int)v->nfiles[0];
+    version_unref(v);
     remove_orphans(db);
     infolog_printf(db->log, "open: %s, last sequence %" PRIu64 ", log %06" PRIu64,
                    created ? "created" : "recovered", last, db->wal_number);
@@ -349,6 +356,7 @@ static void db_free(strata_db *db)
 {
     db_syncer_stop(db);
     db_flusher_stop(db);
+    db_compactors_stop(db);
     wal_writer_close(db->wal, 0);
     if (db->mem)
         memtable_unref(db->mem);
@@ -360,6 +368,7 @@ static void db_free(strata_db *db)
     if (db->lock_fd >= 0)
         db->env->unlock(db->env, db->lock_fd);
     uv_cond_destroy(&db->bg_cv);
+    uv_mutex_destroy(&db->apply_mu);
     uv_cond_destroy(&db->syncer_cv);
     uv_mutex_destroy(&db->syncer_mu);
     uv_mutex_destroy(&db->mu);
@@ -409,6 +418,8 @@ static int open_files(strata_db *db)
     if (st == STRATA_OK)
         st = db_flusher_start(db);
     if (st == STRATA_OK)
+        st = db_compactors_start(db);
+    if (st == STRATA_OK)
         st = db_syncer_start(db);
     return st;
 }
@@ -443,6 +454,14 @@ int db_open(const char *path, const strata_options *opts, io_env *env, strata_db
     uv_mutex_init(&db->syncer_mu);
     uv_cond_init(&db->syncer_cv);
     uv_cond_init(&db->bg_cv);
+    uv_mutex_init(&db->apply_mu);
+    db->copts = (struct compaction_options){
+        .table = {.block_bytes = opts->block_bytes,
+                  .bloom_bits_per_key = opts->bloom_bits_per_key,
+                  .compression_level = opts->compression_level},
+        .target_file_bytes = opts->target_file_bytes,
+        .level_base_bytes = opts->level_base_bytes,
+        .l0_trigger = opts->l0_compaction_trigger};
     int st = memtable_new_sized(db->opts.memtable_bytes, &db->mem);
     if (st == STRATA_OK)
         st = open_files(db);
@@ -465,7 +484,8 @@ int strata_close(strata_db *db)
     if (!db)
         return STRATA_OK;
     db_syncer_stop(db);
-    db_flusher_stop(db); /* waits for a flush in progress */
+    db_flusher_stop(db);     /* waits for a flush in progress */
+    db_compactors_stop(db);  /* and for compactions in progress */
     int st = STRATA_READONLY; /* after an error, unsynced writes are not written */
     if (atomic_load(&db->bg_error) == STRATA_OK)
         st = wal_writer_close(db->wal, 1);
@@ -597,6 +617,8 @@ int strata_stats_get(strata_db *db, strata_stats *out)
         for (size_t i = 0; i < v->nfiles[l]; i++)
             out->level_bytes[l] += v->files[l][i]->size;
     }
+    double scores[NUM_LEVELS];
+    compaction_scores(v, &db->copts, scores, &out->pending_compaction_bytes);
     version_unref(v);
 #define LOAD(field) atomic_load_explicit(&db->field, memory_order_relaxed)
     int64_t live = LOAD(st_live_keys);
@@ -608,6 +630,9 @@ int strata_stats_get(strata_db *db, strata_stats *out)
     out->flush_bytes_written = LOAD(st_flush_bytes);
     out->stall_micros = LOAD(st_stall_micros);
     out->bloom_negatives = LOAD(st_bloom_negatives);
+    out->compactions = LOAD(st_compactions);
+    out->compaction_bytes_read = LOAD(st_compaction_read);
+    out->compaction_bytes_written = LOAD(st_compaction_written);
     out->writes = LOAD(st_writes);
     out->write_groups = LOAD(st_groups);
 #undef LOAD
@@ -634,6 +659,8 @@ char *strata_stats_text(strata_db *db)
                      "wal: %" PRIu64 " records, %" PRIu64 " bytes, %" PRIu64 " syncs\n"
                      "memtable: %" PRIu64 " bytes, %" PRIu64 " immutable waiting\n"
                      "flush: %" PRIu64 " bytes written; stalls: %" PRIu64 " us\n"
+                     "compactions: %" PRIu64 ", read %" PRIu64 ", wrote %" PRIu64
+                     ", pending %" PRIu64 " bytes\n"
                      "write amplification: %.3f\n"
                      "block cache: %" PRIu64 " hits, %" PRIu64 " misses; bloom negatives: %" PRIu64
                      "\n"
@@ -642,7 +669,8 @@ char *strata_stats_text(strata_db *db)
                      "level  files        bytes\n",
                      s.writes, s.write_groups, s.user_bytes_written, s.wal_records, s.wal_bytes,
                      s.wal_syncs, s.memtable_bytes, s.immutable_memtables, s.flush_bytes_written,
-                     s.stall_micros, s.write_amplification, s.block_cache_hits,
+                     s.stall_micros, s.compactions, s.compaction_bytes_read,
+                     s.compaction_bytes_written, s.pending_compaction_bytes, s.write_amplification, s.block_cache_hits,
                      s.block_cache_misses, s.bloom_negatives, s.live_keys_estimate,
                      strata_strerror(s.background_error));
     for (int l = 0; l < s.levels && n > 0 && (size_t)n < cap; l++)

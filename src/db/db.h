@@ -56,6 +56,14 @@ uint32_t batch_count(const void *rep);
    the handle). */
 int db_open(const char *path, const strata_options *opts, io_env *env, strata_db **db);
 
+/* Waits until no flush or compaction is running or due (test hook). Returns
+   STRATA_OK or the error that stopped background work. */
+int db_wait_idle(strata_db *db);
+
+/* Checks the current version's invariants (level >= 1 sorted, non-overlapping).
+   STRATA_OK or STRATA_CORRUPTION. */
+int db_check(strata_db *db);
+
 /* Checks options; STRATA_OK or STRATA_INVALID (reason in *why). */
 int db_options_check(const strata_options *o, const char **why);
 

@@ -39,6 +39,16 @@ uint64_t db_oldest_snapshot(strata_db *db)
 int db_make_room(strata_db *db, int force)
 {
     uint64_t stall_start = 0;
+    if (!force && db->l0_files >= db->opts.l0_slowdown_trigger &&
+        db->l0_files < db->opts.l0_stop_trigger) {
+        /* Level 0 is filling up: give each write a short delay so that the
+           compactions catch up gradually instead of writes stopping at once. */
+        uint64_t t = uv_hrtime();
+        uv_mutex_unlock(&db->mu);
+        uv_sleep(1);
+        uv_mutex_lock(&db->mu);
+        atomic_fetch_add(&db->st_stall_micros, (uv_hrtime() - t) / 1000);
+    }
     for (;;) {
         int err = atomic_load(&db->bg_error);
         if (err != STRATA_OK)
@@ -47,8 +57,9 @@ int db_make_room(strata_db *db, int force)
             break;
         if (force && memtable_count(db->mem) == 0)
             break; /* nothing to flush */
-        if (db->nimm >= MAX_IMMUTABLE) {
-            /* Writers wait for the flush thread rather than grow memory. */
+        if (db->nimm >= MAX_IMMUTABLE || db->l0_files >= db->opts.l0_stop_trigger) {
+            /* Writers wait for the flush thread and the compactions rather
+               than grow memory or level 0 without bound. */
             if (!stall_start)
                 stall_start = uv_hrtime();
             uv_cond_wait(&db->bg_cv, &db->mu);
@@ -186,7 +197,7 @@ static int flush_one(strata_db *db, struct memtable *mem, uint64_t log_after)
     if (f)
         st = edit_add_file(&e, 0, f);
     if (st == STRATA_OK)
-        st = vset_apply(db->vs, &e, atomic_load(&db->last_seq));
+        st = db_apply(db, &e);
     edit_clear(&e);
     if (st != STRATA_OK && number)
         remove_table(db, number); /* never named by a durable edit */

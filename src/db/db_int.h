@@ -10,6 +10,7 @@
 #ifndef STRATA_DB_INT_H
 #define STRATA_DB_INT_H
 
+#include "compaction/compaction.h"
 #include "compaction/version.h"
 #include "db/db.h"
 #include "memtable/memtable.h"
@@ -26,6 +27,8 @@ enum writer_kind {
 
 /* Immutable memtables waiting for the flush thread, at most this many. */
 #define MAX_IMMUTABLE 2
+/* Compaction worker threads, at most. */
+#define MAX_COMPACTORS 8
 
 /* One caller of db_write waiting in the queue (lives on the caller's stack). */
 struct writer {
@@ -64,6 +67,17 @@ struct strata_db {
     int bg_stop;    /* (mu) */
     uv_cond_t bg_cv;
 
+    /* Compaction workers (db_compact.c). */
+    struct compaction_options copts;
+    struct compaction *running[MAX_COMPACTORS + 1]; /* (mu) in progress, manual included */
+    size_t nrunning;                                /* (mu) */
+    uv_thread_t compactor[MAX_COMPACTORS];
+    int ncompactors;
+    int l0_files; /* (mu) level-0 files of the current version, for write stalls */
+    /* Edits are applied one at a time (flush thread, compaction workers,
+       manual compaction): vset_apply is single-threaded. */
+    uv_mutex_t apply_mu;
+
     /* Owned by the commit leader. */
     struct wal_writer *wal;
     uint64_t wal_number;
@@ -85,6 +99,7 @@ struct strata_db {
         st_groups;
     atomic_int_fast64_t st_live_keys;
     atomic_uint_fast64_t st_flush_bytes, st_stall_micros, st_bloom_negatives;
+    atomic_uint_fast64_t st_compactions, st_compaction_read, st_compaction_written;
 };
 
 /* Stops writes after err (first error wins): logs it and calls the user's
@@ -111,6 +126,14 @@ int db_write_table(strata_db *db, struct memtable *mem, struct file_meta **f);
 
 int db_flusher_start(strata_db *db);
 void db_flusher_stop(strata_db *db);
+
+/* Compaction (db_compact.c). */
+int db_compactors_start(strata_db *db);
+void db_compactors_stop(strata_db *db);
+/* Applies e under apply_mu and refreshes l0_files. Called without mu. */
+int db_apply(strata_db *db, struct version_edit *e);
+/* Waits (mu held) until no flush or compaction is running or due. Test hook. */
+void db_wait_idle_locked(strata_db *db);
 
 /* The oldest sequence any reader may still read at: versions below it that a
    newer version of the same key shadows can be dropped. (Snapshots will lower it.) */

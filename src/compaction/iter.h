@@ -1,0 +1,85 @@
+/*
+ * iter.h - iterators over internal keys, and the merging iterator.
+ *
+ * One small interface (a table of function pointers) over memtables and
+ * tables, so that compaction (and later the user iterators) can merge any mix
+ * of them into one stream in internal-key order: user key ascending, newest
+ * version first (util/ikey.h). Iterators are used by one thread at a time.
+ */
+#ifndef STRATA_ITER_H
+#define STRATA_ITER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "memtable/memtable.h"
+#include "sstable/sstable.h"
+
+struct iter;
+
+struct iter_ops {
+    void (*first)(struct iter *it);
+    /* First entry >= (key, trailer) in internal-key order. */
+    void (*seek)(struct iter *it, const void *key, size_t klen, uint64_t trailer);
+    void (*next)(struct iter *it);
+    int (*valid)(const struct iter *it);
+    /* Current entry; pointers valid until the iterator moves. */
+    const void *(*key)(const struct iter *it, size_t *klen);
+    uint64_t (*trailer)(const struct iter *it);
+    const void *(*value)(const struct iter *it, size_t *vlen);
+    /* STRATA_OK, or the error that ended iteration (valid is then 0). */
+    int (*status)(const struct iter *it);
+    void (*destroy)(struct iter *it);
+};
+
+struct iter {
+    const struct iter_ops *ops;
+};
+
+static inline void iter_first(struct iter *it)
+{
+    it->ops->first(it);
+}
+static inline void iter_seek(struct iter *it, const void *key, size_t klen, uint64_t trailer)
+{
+    it->ops->seek(it, key, klen, trailer);
+}
+static inline void iter_next(struct iter *it)
+{
+    it->ops->next(it);
+}
+static inline int iter_valid(const struct iter *it)
+{
+    return it->ops->valid(it);
+}
+static inline const void *iter_key(const struct iter *it, size_t *klen)
+{
+    return it->ops->key(it, klen);
+}
+static inline uint64_t iter_trailer(const struct iter *it)
+{
+    return it->ops->trailer(it);
+}
+static inline const void *iter_value(const struct iter *it, size_t *vlen)
+{
+    return it->ops->value(it, vlen);
+}
+static inline int iter_status(const struct iter *it)
+{
+    return it->ops->status(it);
+}
+/* NULL accepted. */
+void iter_free(struct iter *it);
+
+/* An iterator over a table (the reader must outlive it), or NULL (no memory). */
+struct iter *iter_table(struct sst_reader *r, const struct sst_read_options *ro);
+
+/* An iterator over a memtable (it holds a reference), or NULL (no memory). */
+struct iter *iter_memtable(struct memtable *m);
+
+/* Merges children (n >= 0) into one stream in internal-key order; entries equal
+ * in internal key cannot occur (sequence numbers are unique). Takes ownership of
+ * the children, also on failure. NULL when out of memory. */
+struct iter *iter_merge(struct iter **children, size_t n);
+
+#endif
