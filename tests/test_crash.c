@@ -22,6 +22,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "db/db.h"
 #include "strata.h"
 #include "support/testutil.h"
 
@@ -30,12 +31,33 @@
 
 static char base[4096], dir[4200];
 static size_t memtable_bytes; /* 0 = default; small to make the child flush */
+static int small_levels;      /* tiny tables and levels: the child compacts all the time */
 
 static void options(strata_options *o)
 {
     strata_options_init(o);
     if (memtable_bytes)
         o->memtable_bytes = memtable_bytes;
+    if (small_levels) {
+        o->target_file_bytes = (size_t)64 << 10;
+        o->level_base_bytes = (size_t)1 << 20;
+        o->l0_compaction_trigger = 2;
+    }
+}
+
+/* Lines of dir/LOG (the child's, before the reopen rotates it) containing s. */
+static int log_lines_with(const char *s)
+{
+    char path[4300], line[1200];
+    snprintf(path, sizeof(path), "%s/LOG", dir);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    int n = 0;
+    while (fgets(line, sizeof(line), f))
+        n += strstr(line, s) != NULL;
+    fclose(f);
+    return n;
 }
 
 /* Files in dir whose names end in suffix. */
@@ -196,17 +218,27 @@ static void verify(int iter, const int acked[THREADS])
                       "iteration %d thread %d: prefix of %d ends inside a batch", iter, t,
                       present);
     }
+    /* no orphans: every table in the directory belongs to the database */
+    strata_stats stats;
+    ck_assert_int_eq(db_wait_idle(db), STRATA_OK);
+    strata_stats_get(db, &stats);
+    int tables = 0;
+    for (int l = 0; l < stats.levels; l++)
+        tables += (int)stats.level_files[l];
+    ck_assert_int_eq(count_files(".sst"), tables);
     ck_assert_int_eq(strata_close(db), STRATA_OK);
     /* a clean reopen leaves no temporary file of a flush the kill cut short */
     ck_assert_int_eq(count_files(".tmp"), 0);
 }
 
-static int tables_at_kill; /* tables present when the children were killed */
+static int tables_at_kill;     /* tables present when the children were killed */
+static int outputs_at_kill;    /* tables being written (flush or compaction) then */
+static int compactions_logged; /* compactions the children finished before the kill */
 
 static void crash_loop(const char *name, int durability, int iterations)
 {
     uint64_t seed = tu_seed(name);
-    tables_at_kill = 0;
+    tables_at_kill = outputs_at_kill = compactions_logged = 0;
     for (int iter = 0; iter < iterations; iter++) {
         if (iter % 25 == 0) /* a fresh database now and then keeps replay short */
             tu_rmrf(dir);
@@ -238,6 +270,8 @@ static void crash_loop(const char *name, int durability, int iterations)
         }
         close(p[0]);
         tables_at_kill += count_files(".sst");
+        outputs_at_kill += count_files(".tmp");
+        compactions_logged += log_lines_with("compaction L");
         verify(iter, acked);
     }
 }
@@ -259,6 +293,23 @@ START_TEST(kill_during_flushes)
 }
 END_TEST
 
+START_TEST(kill_during_compactions)
+{
+    /* 64 KiB memtables and tables, level 1 at 1 MiB, level 0 compacting at 2
+       files: the child compacts constantly, and kills cut compactions short */
+    memtable_bytes = (size_t)64 << 10;
+    small_levels = 1;
+    int iterations = tu_long_mode() ? 500 : 50;
+    crash_loop("kill_during_compactions", STRATA_DURABLE_WRITE, iterations);
+    fprintf(stderr,
+            "kill_during_compactions: %d kills, %d compactions finished before them, %d "
+            "table outputs in progress at them\n",
+            iterations, compactions_logged, outputs_at_kill);
+    ck_assert_int_gt(compactions_logged, iterations);
+    ck_assert_int_gt(outputs_at_kill, 0);
+}
+END_TEST
+
 START_TEST(kill_during_fsync_writes)
 {
     crash_loop("kill_during_fsync_writes", STRATA_DURABLE_FSYNC, tu_long_mode() ? 200 : 10);
@@ -273,6 +324,7 @@ int main(void)
     tcase_add_test(tc, kill_during_writes);
     tcase_add_test(tc, kill_during_fsync_writes);
     tcase_add_test(tc, kill_during_flushes);
+    tcase_add_test(tc, kill_during_compactions);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

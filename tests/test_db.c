@@ -691,6 +691,77 @@ START_TEST(concurrent_with_flushes)
 }
 END_TEST
 
+/* Stress: writers put values that name their key; readers check that every
+   value they see is one written for that key. */
+struct stress {
+    strata_db *db;
+    int id, writer, failures;
+    uint64_t reads_found;
+};
+
+static void stress_thread(void *arg)
+{
+    struct stress *s = arg;
+    char key[32], val[64];
+    uint64_t seed = (uint64_t)s->id * 7919 + 1;
+    for (int i = 0; i < 6000; i++) {
+        int k = (int)(tu_rand(&seed) % 3000);
+        snprintf(key, sizeof(key), "key%05d", k);
+        if (s->writer) {
+            int n = snprintf(val, sizeof(val), "key%05d=w%d.%d", k, s->id, i);
+            if (strata_put(s->db, NULL, key, strlen(key), val, (size_t)n) != STRATA_OK)
+                s->failures++;
+            continue;
+        }
+        void *v;
+        size_t vl;
+        int st = strata_get(s->db, NULL, key, strlen(key), &v, &vl);
+        if (st == STRATA_OK) {
+            if (vl < 10 || memcmp(v, key, 8) != 0 || ((char *)v)[8] != '=')
+                s->failures++;
+            strata_free(v);
+            s->reads_found++;
+        } else if (st != STRATA_NOTFOUND) {
+            s->failures++;
+        }
+    }
+}
+
+START_TEST(stress_with_compactions)
+{
+    /* 4 writers and 4 readers on a 64 KiB memtable with tiny tables and
+       levels, so flushes and compactions run all the time beside them (the
+       ThreadSanitizer run of this suite checks them for races) */
+    strata_options o;
+    strata_options_init(&o);
+    o.memtable_bytes = (size_t)64 << 10;
+    o.target_file_bytes = (size_t)64 << 10;
+    o.level_base_bytes = (size_t)1 << 20;
+    o.l0_compaction_trigger = 2;
+    o.background_threads = 3;
+    strata_db *db = open_db(&o);
+    uv_thread_t tid[8];
+    struct stress s[8];
+    for (int i = 0; i < 8; i++) {
+        s[i] = (struct stress){.db = db, .id = i, .writer = i < 4};
+        uv_thread_create(&tid[i], stress_thread, &s[i]);
+    }
+    uint64_t found = 0;
+    for (int i = 0; i < 8; i++) {
+        uv_thread_join(&tid[i]);
+        ck_assert_int_eq(s[i].failures, 0);
+        found += s[i].reads_found;
+    }
+    ck_assert_int_eq(db_wait_idle(db), STRATA_OK);
+    ck_assert_int_eq(db_check(db), STRATA_OK);
+    strata_stats st;
+    strata_stats_get(db, &st);
+    ck_assert_uint_gt(st.compactions, 0);
+    ck_assert_uint_gt(found, 0);
+    ck_assert_int_eq(strata_close(db), STRATA_OK);
+}
+END_TEST
+
 START_TEST(group_commit_shares_fsyncs)
 {
     /* 4 threads each doing FSYNC writes: groups must form, so there are fewer
@@ -730,7 +801,7 @@ int main(void)
          {async_durable_after_sync, async_lost_without_sync, async_durable_after_close,
           async_background_syncer, memory_level_not_logged, default_durability_from_options}},
         {"threads", {concurrent_writers_and_readers, concurrent_with_flushes,
-                     group_commit_shares_fsyncs}},
+                     stress_with_compactions, group_commit_shares_fsyncs}},
     };
     for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++) {
         TCase *tc = tcase_create(groups[g].name);
