@@ -304,13 +304,19 @@ struct compaction *compaction_manual(struct version *v, int level, const void *b
     return c;
 }
 
+void compaction_unmark(struct compaction *c)
+{
+    for (int w = 0; w < 2; w++)
+        for (size_t i = 0; i < c->nin[w]; i++)
+            c->in[w][i]->being_compacted = 0;
+    c->nin[0] = c->nin[1] = 0; /* the inputs are no longer ours to look at */
+}
+
 void compaction_free(struct compaction *c)
 {
     if (!c)
         return;
-    for (int w = 0; w < 2; w++)
-        for (size_t i = 0; i < c->nin[w]; i++)
-            c->in[w][i]->being_compacted = 0;
+    compaction_unmark(c);
     release_inputs(c);
 }
 

@@ -80,7 +80,11 @@ int compaction_run(struct compaction *c, const struct compaction_options *o, io_
                    const char *dir, struct version_set *vs, uint64_t oldest_snapshot,
                    struct version_edit *edit, struct compaction_stats *stats);
 
-/* Unmarks the inputs, drops the version reference, frees c. NULL accepted. */
+/* Unmarks the inputs (under the lock that guards picks; idempotent). */
+void compaction_unmark(struct compaction *c);
+
+/* Unmarks the inputs if still marked, drops the version reference (which may
+   delete obsolete tables: call it without the db mutex), frees c. NULL accepted. */
 void compaction_free(struct compaction *c);
 
 #endif

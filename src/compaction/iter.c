@@ -1,12 +1,29 @@
 /*
  * iter.c - adapters from memtable and table iterators to struct iter, and the
- * merging iterator: a binary min-heap of children ordered by internal key.
+ * merging iterator: a binary heap of children ordered by (internal key, child
+ * index), a min-heap while moving forward and a max-heap while moving
+ * backward (the LevelDB scheme). That order is total even when two children
+ * hold the same internal key, so prev is the exact inverse of next.
  *
  * INVARIANTS (merging iterator)
  * 1. heap[0..nheap) holds exactly the valid children, heap-ordered by
- *    (internal key, child index); the current entry is heap[0]'s.
- * 2. After any child reports an error, the merge is invalid and its status is
+ *    (internal key, child index): smallest on top when !backward, largest on
+ *    top when backward; the current entry is heap[0]'s.
+ * 2. Forward, every child is at its first entry after the current one in
+ *    (internal key, child index) order (the current child at the current
+ *    entry); backward, at its last entry before it. Only this makes a plain
+ *    step of the top child correct.
+ * 3. After any child reports an error, the merge is invalid and its status is
  *    that error: a merge never skips entries silently.
+ *
+ * Direction changes (the only place children are repositioned mid-scan):
+ *
+ *            first, seek, next                 last, seek_for_prev, prev
+ *   forward ----------------------- prev ----> backward
+ *           <---------------------- next -----
+ *   prev (to_backward): each other child j goes to the last entry before
+ *   (current, c): <= current key if j < c, < current key if j > c; then the
+ *   current child steps back. next (to_forward) is the mirror image.
  */
 #include <string.h>
 
@@ -35,13 +52,34 @@ static void t_first(struct iter *it)
 {
     sst_iter_first(TI(it)->it);
 }
+static void t_last(struct iter *it)
+{
+    sst_iter_last(TI(it)->it);
+}
 static void t_seek(struct iter *it, const void *key, size_t klen, uint64_t trailer)
 {
     sst_iter_seek(TI(it)->it, key, klen, trailer);
 }
+static void t_seek_for_prev(struct iter *it, const void *key, size_t klen, uint64_t trailer)
+{
+    struct sst_iter *s = TI(it)->it;
+    sst_iter_seek(s, key, klen, trailer);
+    if (sst_iter_valid(s)) {
+        size_t n;
+        const void *k = sst_iter_key(s, &n);
+        if (ikey_compare(k, n, sst_iter_trailer(s), key, klen, trailer) > 0)
+            sst_iter_prev(s);
+    } else if (sst_iter_status(s) == STRATA_OK) {
+        sst_iter_last(s); /* every entry is < (key, trailer) */
+    }
+}
 static void t_next(struct iter *it)
 {
     sst_iter_next(TI(it)->it);
+}
+static void t_prev(struct iter *it)
+{
+    sst_iter_prev(TI(it)->it);
 }
 static int t_valid(const struct iter *it)
 {
@@ -69,8 +107,20 @@ static void t_destroy(struct iter *it)
     mem_free(it);
 }
 
-static const struct iter_ops table_ops = {t_first, t_seek,  t_next,   t_valid,  t_key,
-                                          t_trailer, t_value, t_status, t_destroy};
+static const struct iter_ops table_ops = {
+    .first = t_first,
+    .last = t_last,
+    .seek = t_seek,
+    .seek_for_prev = t_seek_for_prev,
+    .next = t_next,
+    .prev = t_prev,
+    .valid = t_valid,
+    .key = t_key,
+    .trailer = t_trailer,
+    .value = t_value,
+    .status = t_status,
+    .destroy = t_destroy,
+};
 
 struct iter *iter_table(struct sst_reader *r, const struct sst_read_options *ro)
 {
@@ -114,9 +164,42 @@ static void m_seek(struct iter *it, const void *key, size_t klen, uint64_t trail
         memtable_iter_next(MI(it)->it);
     }
 }
+/* Whether the memtable iterator's entry is > (key, trailer). */
+static int m_after(const struct memtable_iter *mi, const void *key, size_t klen, uint64_t trailer)
+{
+    size_t n;
+    const void *k = memtable_iter_key(mi, &n);
+    uint64_t t = ikey_trailer(memtable_iter_seq(mi), memtable_iter_kind(mi));
+    return ikey_compare(k, n, t, key, klen, trailer) > 0;
+}
+static void m_seek_for_prev(struct iter *it, const void *key, size_t klen, uint64_t trailer)
+{
+    struct memtable_iter *mi = MI(it)->it;
+    /* The mirror of m_seek. The sequence-only seek lands on the first entry
+       >= (key, seq, KIND_MAX); step over entries of this key and sequence
+       that are still <= the wanted trailer, then back to the last one <= it.
+       The final loop keeps this right whatever kinds the memtable holds. */
+    memtable_iter_seek(mi, key, klen, trailer_seq(trailer));
+    while (memtable_iter_valid(mi) && !m_after(mi, key, klen, trailer))
+        memtable_iter_next(mi);
+    if (memtable_iter_valid(mi))
+        memtable_iter_prev(mi);
+    else
+        memtable_iter_last(mi);
+    while (memtable_iter_valid(mi) && m_after(mi, key, klen, trailer))
+        memtable_iter_prev(mi);
+}
+static void m_last(struct iter *it)
+{
+    memtable_iter_last(MI(it)->it);
+}
 static void m_next(struct iter *it)
 {
     memtable_iter_next(MI(it)->it);
+}
+static void m_prev(struct iter *it)
+{
+    memtable_iter_prev(MI(it)->it);
 }
 static int m_valid(const struct iter *it)
 {
@@ -145,8 +228,20 @@ static void m_destroy(struct iter *it)
     mem_free(it);
 }
 
-static const struct iter_ops mem_ops = {m_first, m_seek,  m_next,   m_valid,  m_key,
-                                        m_trailer, m_value, m_status, m_destroy};
+static const struct iter_ops mem_ops = {
+    .first = m_first,
+    .last = m_last,
+    .seek = m_seek,
+    .seek_for_prev = m_seek_for_prev,
+    .next = m_next,
+    .prev = m_prev,
+    .valid = m_valid,
+    .key = m_key,
+    .trailer = m_trailer,
+    .value = m_value,
+    .status = m_status,
+    .destroy = m_destroy,
+};
 
 struct iter *iter_memtable(struct memtable *m)
 {
@@ -170,6 +265,7 @@ struct merge_iter {
     size_t n;
     size_t *heap; /* child indexes */
     size_t nheap;
+    int backward; /* invariants 1 and 2 */
     int status;
 };
 
@@ -181,18 +277,21 @@ static int before(const struct merge_iter *g, size_t a, size_t b)
 {
     size_t alen, blen;
     const void *ak = iter_key(g->child[a], &alen), *bk = iter_key(g->child[b], &blen);
-    int c = ikey_compare(ak, alen, iter_trailer(g->child[a]), bk, blen,
-                         iter_trailer(g->child[b]));
+    int c = ikey_compare(ak, alen, iter_trailer(g->child[a]), bk, blen, iter_trailer(g->child[b]));
     return c < 0 || (c == 0 && a < b);
 }
 
-static void sift_down(struct merge_iter *g, size_t i)
+/* Restores the heap below i; backward is a constant at each call site so the
+   forward (compaction) path compiles to the same code as a plain min-heap. */
+static inline void sift(struct merge_iter *g, size_t i, int backward)
 {
     for (;;) {
         size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < g->nheap && before(g, g->heap[l], g->heap[m]))
+        if (l < g->nheap &&
+            (backward ? before(g, g->heap[m], g->heap[l]) : before(g, g->heap[l], g->heap[m])))
             m = l;
-        if (r < g->nheap && before(g, g->heap[r], g->heap[m]))
+        if (r < g->nheap &&
+            (backward ? before(g, g->heap[m], g->heap[r]) : before(g, g->heap[r], g->heap[m])))
             m = r;
         if (m == i)
             return;
@@ -203,19 +302,39 @@ static void sift_down(struct merge_iter *g, size_t i)
     }
 }
 
-/* Rebuilds the heap from the children's positions (invariant 1). */
+static void sift_down(struct merge_iter *g, size_t i)
+{
+    sift(g, i, 0);
+}
+
+static void sift_down_max(struct merge_iter *g, size_t i)
+{
+    sift(g, i, 1);
+}
+
+static void note_status(struct merge_iter *g, const struct iter *child)
+{
+    int st = iter_status(child);
+    if (st != STRATA_OK && g->status == STRATA_OK)
+        g->status = st;
+}
+
+/* Rebuilds the heap in g->backward's order from the children's positions
+   (invariant 1). */
 static void rebuild(struct merge_iter *g)
 {
     g->nheap = 0;
     for (size_t i = 0; i < g->n; i++) {
-        int st = iter_status(g->child[i]);
-        if (st != STRATA_OK && g->status == STRATA_OK)
-            g->status = st;
+        note_status(g, g->child[i]);
         if (iter_valid(g->child[i]))
             g->heap[g->nheap++] = i;
     }
-    for (size_t i = g->nheap / 2; i-- > 0;)
-        sift_down(g, i);
+    for (size_t i = g->nheap / 2; i-- > 0;) {
+        if (g->backward)
+            sift_down_max(g, i);
+        else
+            sift_down(g, i);
+    }
 }
 
 static void g_first(struct iter *it)
@@ -223,6 +342,16 @@ static void g_first(struct iter *it)
     struct merge_iter *g = GI(it);
     for (size_t i = 0; i < g->n; i++)
         iter_first(g->child[i]);
+    g->backward = 0;
+    rebuild(g);
+}
+
+static void g_last(struct iter *it)
+{
+    struct merge_iter *g = GI(it);
+    for (size_t i = 0; i < g->n; i++)
+        iter_last(g->child[i]);
+    g->backward = 1;
     rebuild(g);
 }
 
@@ -231,6 +360,75 @@ static void g_seek(struct iter *it, const void *key, size_t klen, uint64_t trail
     struct merge_iter *g = GI(it);
     for (size_t i = 0; i < g->n; i++)
         iter_seek(g->child[i], key, klen, trailer);
+    g->backward = 0;
+    rebuild(g);
+}
+
+static void g_seek_for_prev(struct iter *it, const void *key, size_t klen, uint64_t trailer)
+{
+    struct merge_iter *g = GI(it);
+    for (size_t i = 0; i < g->n; i++)
+        iter_seek_for_prev(g->child[i], key, klen, trailer);
+    g->backward = 1;
+    rebuild(g);
+}
+
+static int g_valid(const struct iter *it)
+{
+    return CGI(it)->status == STRATA_OK && CGI(it)->nheap > 0;
+}
+
+/* Backward to forward at a valid entry (invariant 2): every other child goes
+   to its first entry after (key, c), then the current child c steps. The key
+   stays valid meanwhile because child c does not move until the end. */
+static void to_forward(struct merge_iter *g)
+{
+    size_t c = g->heap[0], klen;
+    const void *key = iter_key(g->child[c], &klen);
+    uint64_t trailer = iter_trailer(g->child[c]);
+    for (size_t j = 0; j < g->n; j++) {
+        struct iter *ch = g->child[j];
+        if (j == c)
+            continue;
+        iter_seek(ch, key, klen, trailer); /* first >= key: right for j > c */
+        if (j < c) {
+            /* An equal entry sorts before (key, c): pass it. */
+            while (iter_valid(ch)) {
+                size_t n;
+                const void *k = iter_key(ch, &n);
+                if (ikey_compare(k, n, iter_trailer(ch), key, klen, trailer) != 0)
+                    break;
+                iter_next(ch);
+            }
+        }
+    }
+    iter_next(g->child[c]);
+    g->backward = 0;
+    rebuild(g);
+}
+
+/* Forward to backward: the mirror image of to_forward. */
+static void to_backward(struct merge_iter *g)
+{
+    size_t c = g->heap[0], klen;
+    const void *key = iter_key(g->child[c], &klen);
+    uint64_t trailer = iter_trailer(g->child[c]);
+    for (size_t j = 0; j < g->n; j++) {
+        struct iter *ch = g->child[j];
+        if (j == c)
+            continue;
+        if (j < c) {
+            iter_seek_for_prev(ch, key, klen, trailer); /* an equal entry is before (key, c) */
+        } else {
+            iter_seek(ch, key, klen, trailer); /* last < key: the one before first >= key */
+            if (iter_valid(ch))
+                iter_prev(ch);
+            else if (iter_status(ch) == STRATA_OK)
+                iter_last(ch);
+        }
+    }
+    iter_prev(g->child[c]);
+    g->backward = 1;
     rebuild(g);
 }
 
@@ -239,22 +437,40 @@ static void g_next(struct iter *it)
     struct merge_iter *g = GI(it);
     if (g->nheap == 0)
         return;
+    if (g->backward) {
+        if (g->status == STRATA_OK)
+            to_forward(g);
+        return;
+    }
     struct iter *top = g->child[g->heap[0]];
     iter_next(top);
     if (!iter_valid(top)) {
-        int st = iter_status(top);
-        if (st != STRATA_OK && g->status == STRATA_OK)
-            g->status = st;
+        note_status(g, top);
         g->heap[0] = g->heap[--g->nheap];
     }
     if (g->nheap)
         sift_down(g, 0);
 }
 
-static int g_valid(const struct iter *it)
+static void g_prev(struct iter *it)
 {
-    return CGI(it)->status == STRATA_OK && CGI(it)->nheap > 0;
+    struct merge_iter *g = GI(it);
+    if (!g_valid(it))
+        return;
+    if (!g->backward) {
+        to_backward(g);
+        return;
+    }
+    struct iter *top = g->child[g->heap[0]];
+    iter_prev(top);
+    if (!iter_valid(top)) {
+        note_status(g, top);
+        g->heap[0] = g->heap[--g->nheap];
+    }
+    if (g->nheap)
+        sift_down_max(g, 0);
 }
+
 static const void *g_key(const struct iter *it, size_t *klen)
 {
     return iter_key(CGI(it)->child[CGI(it)->heap[0]], klen);
@@ -281,8 +497,20 @@ static void g_destroy(struct iter *it)
     mem_free(g);
 }
 
-static const struct iter_ops merge_ops = {g_first, g_seek,  g_next,   g_valid,  g_key,
-                                          g_trailer, g_value, g_status, g_destroy};
+static const struct iter_ops merge_ops = {
+    .first = g_first,
+    .last = g_last,
+    .seek = g_seek,
+    .seek_for_prev = g_seek_for_prev,
+    .next = g_next,
+    .prev = g_prev,
+    .valid = g_valid,
+    .key = g_key,
+    .trailer = g_trailer,
+    .value = g_value,
+    .status = g_status,
+    .destroy = g_destroy,
+};
 
 struct iter *iter_merge(struct iter **children, size_t n)
 {

@@ -4,7 +4,9 @@
  * One small interface (a table of function pointers) over memtables and
  * tables, so that compaction (and later the user iterators) can merge any mix
  * of them into one stream in internal-key order: user key ascending, newest
- * version first (util/ikey.h). Iterators are used by one thread at a time.
+ * version first (util/ikey.h). Every iterator moves both ways: next and prev
+ * may be mixed freely once it is positioned, and each is the exact inverse of
+ * the other. Iterators are used by one thread at a time.
  */
 #ifndef STRATA_ITER_H
 #define STRATA_ITER_H
@@ -17,11 +19,18 @@
 
 struct iter;
 
+/* The positioning calls (first, last, seek, seek_for_prev) may be made in any
+ * state; next and prev only while valid (they are no-ops otherwise). Stepping
+ * off either end makes the iterator invalid; reposition it to go on. */
 struct iter_ops {
     void (*first)(struct iter *it);
+    void (*last)(struct iter *it);
     /* First entry >= (key, trailer) in internal-key order. */
     void (*seek)(struct iter *it, const void *key, size_t klen, uint64_t trailer);
+    /* Last entry <= (key, trailer) in internal-key order. */
+    void (*seek_for_prev)(struct iter *it, const void *key, size_t klen, uint64_t trailer);
     void (*next)(struct iter *it);
+    void (*prev)(struct iter *it);
     int (*valid)(const struct iter *it);
     /* Current entry; pointers valid until the iterator moves. */
     const void *(*key)(const struct iter *it, size_t *klen);
@@ -47,6 +56,19 @@ static inline void iter_seek(struct iter *it, const void *key, size_t klen, uint
 static inline void iter_next(struct iter *it)
 {
     it->ops->next(it);
+}
+static inline void iter_last(struct iter *it)
+{
+    it->ops->last(it);
+}
+static inline void iter_seek_for_prev(struct iter *it, const void *key, size_t klen,
+                                      uint64_t trailer)
+{
+    it->ops->seek_for_prev(it, key, klen, trailer);
+}
+static inline void iter_prev(struct iter *it)
+{
+    it->ops->prev(it);
 }
 static inline int iter_valid(const struct iter *it)
 {
@@ -77,9 +99,14 @@ struct iter *iter_table(struct sst_reader *r, const struct sst_read_options *ro)
 /* An iterator over a memtable (it holds a reference), or NULL (no memory). */
 struct iter *iter_memtable(struct memtable *m);
 
-/* Merges children (n >= 0) into one stream in internal-key order; entries equal
- * in internal key cannot occur (sequence numbers are unique). Takes ownership of
- * the children, also on failure. NULL when out of memory. */
+/* Merges children (n >= 0) into one stream in internal-key order, both ways.
+ * One child never holds two entries equal in internal key, but two children
+ * may (the same entry in an immutable memtable and in the table it was
+ * flushed to): the merge then yields every copy, ordered among themselves by
+ * child index (ascending forward, descending backward), so next and prev stay
+ * exact inverses. Consumers skip an entry equal in internal key to the one
+ * before it. Takes ownership of the children, also on failure. NULL when out
+ * of memory. */
 struct iter *iter_merge(struct iter **children, size_t n);
 
 #endif

@@ -81,6 +81,8 @@ static int run(strata_db *db, struct compaction *c)
     return st;
 }
 
+/* Ends c's membership of the running list (mu held). The caller frees c
+   after releasing mu: dropping its version may delete tables. */
 static void running_remove(strata_db *db, struct compaction *c)
 {
     for (size_t i = 0; i < db->nrunning; i++)
@@ -88,7 +90,17 @@ static void running_remove(strata_db *db, struct compaction *c)
             db->running[i] = db->running[--db->nrunning];
             break;
         }
+    compaction_unmark(c);
+}
+
+/* Frees c without mu, then wakes whoever waits for background work: only now
+   are the tables c made obsolete gone (if no reader holds them). */
+static void finish(strata_db *db, struct compaction *c)
+{
+    uv_mutex_unlock(&db->mu);
     compaction_free(c);
+    uv_mutex_lock(&db->mu);
+    uv_cond_broadcast(&db->bg_cv);
 }
 
 /* Picks the next compaction due (mu held); NULL if none. */
@@ -119,7 +131,7 @@ static void compactor_main(void *arg)
             db_set_error(db, st, "compacting"); /* not under mu */
         uv_mutex_lock(&db->mu);
         running_remove(db, c);
-        uv_cond_broadcast(&db->bg_cv);
+        finish(db, c);
     }
     uv_mutex_unlock(&db->mu);
 }
@@ -157,15 +169,20 @@ void db_wait_idle_locked(strata_db *db)
     for (;;) {
         if (atomic_load(&db->bg_error) != STRATA_OK)
             return;
-        int busy = db->nimm > 0 || db->nrunning > 0;
-        if (!busy) {
-            struct compaction *c = pick(db);
-            busy = c != NULL;
-            compaction_free(c);
+        struct compaction *due = NULL;
+        if (db->nimm == 0 && db->nrunning == 0) {
+            due = pick(db); /* only to ask whether one is due */
+            if (!due)
+                return;
+            compaction_unmark(due);
+            uv_cond_broadcast(&db->bg_cv); /* a worker takes it */
         }
-        if (!busy)
-            return;
         uv_cond_wait(&db->bg_cv, &db->mu);
+        if (due) {
+            uv_mutex_unlock(&db->mu);
+            compaction_free(due); /* not under mu: may delete tables */
+            uv_mutex_lock(&db->mu);
+        }
     }
 }
 
@@ -240,7 +257,7 @@ int strata_compact_range(strata_db *db, const void *begin, size_t blen, const vo
             db_set_error(db, st, "manual compaction");
         uv_mutex_lock(&db->mu);
         running_remove(db, c);
-        uv_cond_broadcast(&db->bg_cv);
+        finish(db, c);
         level++; /* it took every file of the level in range */
     }
     uv_mutex_unlock(&db->mu);
