@@ -23,18 +23,36 @@
  *     SIM_KEEP_SOME crash gives a whole group one outcome: a rename is atomic.
  *  4. Once frozen, no call changes anything until sim_env_crash or
  *     sim_env_kill.
+ *  5. The checker has seen every whole record of a log or MANIFEST below the
+ *     node's chk_off (32 is assumed when it is below), and chk_off is a record
+ *     boundary or the current size, or CHK_LOST when the bytes there do not
+ *     parse as a record header (then the file is no longer checked).
+ *
+ * The ordering checker (rules in sim_env.h) runs inside pwrite, rename and
+ * unlink, under the lock, on calls that are not refused: it writes at most one
+ * message into a buffer on the caller's stack, and report() passes it to the
+ * callback once the lock is released, so a callback that aborts the test never
+ * leaves the mutex held.
  */
 #include "sim_env.h"
 
 #include <check.h>
+#include <inttypes.h>
 #include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 #include "strata.h"
+#include "util/coding.h"
 #include "util/mem.h"
+#include "wal/wal_format.h"
 
 #define FD_BASE 3
+#define SIM_MSG 512
+#define CHK_LOST UINT64_MAX /* chk_off of a file whose framing the checker lost */
 
 struct sim_write {
     uint64_t off;
@@ -59,6 +77,7 @@ struct node {
     int truncated;      /* a truncate happened since the last sync */
     uint64_t trunc_min; /* the smallest size it left */
     struct sim_write *last;
+    uint64_t chk_off; /* the checker's next record offset (invariant 5) */
     int mark;
     size_t index; /* scratch for clone */
 };
@@ -73,6 +92,7 @@ struct fdesc {
     int used;
     int writable;
     struct node *node;
+    char *path;      /* as opened: tells the checker what a write is to */
     char *lock_path; /* non-NULL for a descriptor from lock() */
 };
 
@@ -89,6 +109,13 @@ struct sim_env {
     int armed;
     unsigned long freeze_at; /* the call number that freezes, when armed */
     int frozen;
+    /* the ordering checker */
+    int check;
+    void (*on_violation)(void *ctx, const char *msg);
+    void *violation_ctx;
+    unsigned long violations;
+    char first_violation[SIM_MSG];
+    struct sim_check_counts counts;
 };
 
 #define S(e) ((struct sim_env *)(e))
@@ -287,6 +314,8 @@ static void do_truncate(struct node *n, uint64_t size)
 {
     free_write(n->last); /* invariant 2 */
     n->last = NULL;
+    if (n->chk_off > size) /* invariant 5: the engine cuts a log at a record boundary */
+        n->chk_off = size;
     uint64_t old = n->cur_size;
     set_cur_size(n, size);
     if (size < old) {
@@ -406,8 +435,462 @@ static int new_fd(struct sim_env *s, struct node *n, int writable)
 
 static void close_fd(struct fdesc *d)
 {
+    free(d->path);
     free(d->lock_path);
     *d = (struct fdesc){0};
+}
+
+/* ------------------------------------------------------------------ the ordering checker */
+
+enum file_kind { F_OTHER, F_LOG, F_MANIFEST, F_TABLE, F_CURRENT };
+
+static const char *base_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+/* Parses the decimal number that makes up p[0, n) exactly. */
+static int parse_number(const char *p, size_t n, uint64_t *number)
+{
+    if (n == 0 || n > 19)
+        return 0;
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return 0;
+        v = v * 10 + (uint64_t)(p[i] - '0');
+    }
+    *number = v;
+    return 1;
+}
+
+/* What the engine's file name at the end of path says the file is. */
+static enum file_kind file_kind(const char *path, uint64_t *number)
+{
+    const char *b = base_name(path);
+    size_t n = strlen(b);
+    if (strcmp(b, "CURRENT") == 0)
+        return F_CURRENT;
+    if (strncmp(b, "MANIFEST-", 9) == 0 && parse_number(b + 9, n - 9, number))
+        return F_MANIFEST;
+    if (n > 4 && strcmp(b + n - 4, ".wal") == 0 && parse_number(b, n - 4, number))
+        return F_LOG;
+    if (n > 4 && strcmp(b + n - 4, ".sst") == 0 && parse_number(b, n - 4, number))
+        return F_TABLE;
+    return F_OTHER;
+}
+
+/* The entry of name in the directory of path ("<dir>/name"), or NULL. */
+static struct entry *sibling(struct sim_env *s, const char *path, const char *name)
+{
+    char buf[IO_PATH_MAX];
+    int dlen = (int)(base_name(path) - path);
+    if (snprintf(buf, sizeof(buf), "%.*s%s", dlen, path, name) >= (int)sizeof(buf))
+        return NULL;
+    return find_entry(s, buf);
+}
+
+static void table_file_name(char *buf, size_t cap, uint64_t number)
+{
+    snprintf(buf, cap, "%06" PRIu64 ".sst", number);
+}
+
+/* Whether every byte of n is synced. */
+static int all_synced(const struct node *n)
+{
+    return n->dur_size == n->cur_size &&
+           (n->cur_size == 0 || memcmp(n->dur, n->cur, (size_t)n->cur_size) == 0);
+}
+
+static int entry_durable(const struct entry *e)
+{
+    return e && e->cur && e->dur == e->cur;
+}
+
+/* The header of a log or MANIFEST (doc/wal_format.md) in buf[0, size) is
+   intact and carries number. */
+static int header_ok(const uint8_t *buf, uint64_t size, uint64_t number)
+{
+    return size >= WAL_FILE_HEADER_SIZE && memcmp(buf, WAL_MAGIC, WAL_MAGIC_LEN) == 0 &&
+           get_u32(buf + WAL_FH_VERSION) == WAL_FORMAT_VERSION &&
+           get_u32(buf + WAL_FH_FLAGS) == 0 && get_u64(buf + WAL_FH_NUMBER) == number &&
+           get_u64(buf + WAL_FH_CHECKSUM) == XXH3_64bits(buf, WAL_FH_CHECKSUM);
+}
+
+/* The record at off in buf[0, size): 1 with its type and payload when a whole
+   record with a well-formed header lies there (and, when verify, its checksum
+   with seed number matches), 0 when the bytes end inside it, -1 when they are
+   not a record. */
+static int record_at(const uint8_t *buf, uint64_t size, uint64_t off, int verify, uint64_t number,
+                     int *type, const uint8_t **payload, size_t *len)
+{
+    if (off > size || size - off < WAL_RECORD_HEADER_SIZE)
+        return 0;
+    const uint8_t *r = buf + off;
+    uint32_t n = get_u32(r + WAL_REC_LENGTH);
+    uint64_t synced = get_u64(r + WAL_REC_SYNCED);
+    int t = r[WAL_REC_TYPE];
+    if ((t != WAL_TYPE_PAYLOAD && t != WAL_TYPE_SYNC) || r[WAL_REC_RESERVED] ||
+        r[WAL_REC_RESERVED + 1] || r[WAL_REC_RESERVED + 2] || n > (UINT32_C(1) << 30) ||
+        (t == WAL_TYPE_SYNC && n) || synced < WAL_FILE_HEADER_SIZE || synced > off)
+        return -1;
+    if (size - off - WAL_RECORD_HEADER_SIZE < n)
+        return 0;
+    if (verify &&
+        get_u64(r + WAL_REC_CHECKSUM) !=
+            XXH3_64bits_withSeed(r + WAL_REC_CHECKED_FROM,
+                                 WAL_RECORD_HEADER_SIZE - WAL_REC_CHECKED_FROM + n, number))
+        return -1;
+    *type = t;
+    *payload = r + WAL_RECORD_HEADER_SIZE;
+    *len = n;
+    return 1;
+}
+
+/* Calls fn(ctx, tag, number) for the fields of an edit (doc/manifest_format.md)
+   that the checker needs: tag 1 (the log number), 4 and 5 (a table added or
+   deleted, by number). Returns 0 when the edit does not parse. */
+static int edit_walk(const uint8_t *p, size_t len, void (*fn)(void *ctx, int tag, uint64_t v),
+                     void *ctx)
+{
+    const uint8_t *end = p + len;
+    while (p && p < end) {
+        int tag = *p++;
+        uint64_t v, level, number;
+        switch (tag) {
+        case 1:
+        case 2:
+        case 3:
+            p = get_varint(p, end, &v);
+            if (p && tag == 1)
+                fn(ctx, tag, v);
+            break;
+        case 4:
+            if (!(p = get_varint(p, end, &level)) || !(p = get_varint(p, end, &number)) ||
+                !(p = get_varint(p, end, &v)))
+                return 0;
+            for (int k = 0; k < 2 && p; k++) { /* two keys, each with a trailer */
+                uint64_t klen;
+                if (!(p = get_varint(p, end, &klen)) || (uint64_t)(end - p) < klen + 8)
+                    return 0;
+                p += klen + 8;
+            }
+            for (int k = 0; k < 4 && p; k++) /* min seq, max seq, entries, deletions */
+                p = get_varint(p, end, &v);
+            if (p)
+                fn(ctx, tag, number);
+            break;
+        case 5:
+            if (!(p = get_varint(p, end, &level)) || !(p = get_varint(p, end, &number)))
+                return 0;
+            fn(ctx, tag, number);
+            break;
+        default:
+            return 0;
+        }
+    }
+    return p != NULL;
+}
+
+/* A MANIFEST state: the log number and the numbers of the tables listed. */
+struct mstate {
+    uint64_t log_number;
+    uint64_t *tables;
+    size_t ntables, cap;
+    int pass; /* edit_apply: 0 deletions and the log number, 1 additions */
+};
+
+static void edit_apply(void *ctx, int tag, uint64_t v)
+{
+    struct mstate *m = ctx;
+    if (tag == 1 && m->pass == 0) {
+        m->log_number = v;
+    } else if (tag == 5 && m->pass == 0) {
+        for (size_t i = 0; i < m->ntables; i++)
+            if (m->tables[i] == v) {
+                m->tables[i] = m->tables[--m->ntables];
+                break;
+            }
+    } else if (tag == 4 && m->pass == 1) {
+        if (m->ntables == m->cap) {
+            m->cap = m->cap ? m->cap * 2 : 16;
+            m->tables = xrealloc(m->tables, m->cap * sizeof(*m->tables));
+        }
+        m->tables[m->ntables++] = v;
+    }
+}
+
+static int mstate_lists(const struct mstate *m, uint64_t number)
+{
+    for (size_t i = 0; i < m->ntables; i++)
+        if (m->tables[i] == number)
+            return 1;
+    return 0;
+}
+
+/* Parses CURRENT's text: 1, the MANIFEST's file name (name, 48 bytes) and its
+   number when it is "MANIFEST-<digits>\n", else 0. */
+static int parse_current(const uint8_t *bytes, uint64_t size, char *name, uint64_t *number)
+{
+    const char *text = (const char *)bytes;
+    if (size <= 10 || size > 30 || text[size - 1] != '\n' || strncmp(text, "MANIFEST-", 9) != 0 ||
+        !parse_number(text + 9, (size_t)size - 10, number))
+        return 0;
+    snprintf(name, 48, "%.*s", (int)size - 1, text);
+    return 1;
+}
+
+/* Parses the durable CURRENT of the directory of path: 1, the MANIFEST it
+   names and its number, 0 when there is none or it names nothing. */
+static int durable_current(struct sim_env *s, const char *path, char *name, uint64_t *number)
+{
+    struct entry *e = sibling(s, path, "CURRENT");
+    if (!e || !e->dur || e->dur->is_dir)
+        return 0;
+    return parse_current(e->dur->dur, e->dur->dur_size, name, number);
+}
+
+/* The durable MANIFEST state of the directory of path (see sim_env.h): 1 and
+   *m when the durable CURRENT names a MANIFEST whose durable entry and header
+   are there, else 0 (m is left empty). Free m->tables. */
+static int durable_state(struct sim_env *s, const char *path, struct mstate *m)
+{
+    *m = (struct mstate){0};
+    uint64_t number;
+    char name[48];
+    if (!durable_current(s, path, name, &number))
+        return 0;
+    struct entry *e = sibling(s, path, name);
+    if (!e || !e->dur || e->dur->is_dir || !header_ok(e->dur->dur, e->dur->dur_size, number))
+        return 0;
+    const struct node *n = e->dur;
+    int type;
+    const uint8_t *p;
+    size_t len;
+    for (uint64_t off = WAL_FILE_HEADER_SIZE;
+         record_at(n->dur, n->dur_size, off, 1, number, &type, &p, &len) == 1;
+         off += WAL_RECORD_HEADER_SIZE + len) {
+        if (type != WAL_TYPE_PAYLOAD)
+            continue;
+        m->pass = 0;
+        if (!edit_walk(p, len, edit_apply, m))
+            break; /* recovery would call this corruption; what came before stands */
+        m->pass = 1;
+        edit_walk(p, len, edit_apply, m);
+    }
+    return 1;
+}
+
+/* Writes a message into why unless it holds one already (one per call). */
+static void breach(char *why, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void breach(char *why, const char *fmt, ...)
+{
+    if (why[0])
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, SIM_MSG, fmt, ap);
+    va_end(ap);
+}
+
+/* R1b for each table an edit adds. */
+struct named_ctx {
+    struct sim_env *s;
+    const char *manifest;
+    char *why;
+};
+
+static void check_named_table(void *ctx, int tag, uint64_t number)
+{
+    struct named_ctx *c = ctx;
+    if (tag != 4)
+        return;
+    c->s->counts.tables_named++;
+    char name[32];
+    table_file_name(name, sizeof(name), number);
+    struct entry *e = sibling(c->s, c->manifest, name);
+    if (!e || !e->cur)
+        breach(c->why, "R1: an edit written to %s adds table %s, which does not exist", c->manifest,
+               name);
+    else if (!all_synced(e->cur))
+        breach(c->why,
+               "R1: an edit written to %s adds table %s before its contents are synced "
+               "(%" PRIu64 " of %" PRIu64 " bytes durable)",
+               c->manifest, name, e->cur->dur_size, e->cur->cur_size);
+    else if (!entry_durable(e))
+        breach(c->why,
+               "R1: an edit written to %s adds table %s before its directory entry is durable",
+               c->manifest, name);
+}
+
+/* After a pwrite through d: R1b and R1c for every record it completed. */
+static void check_write(struct sim_env *s, const struct fdesc *d, char *why)
+{
+    uint64_t number;
+    enum file_kind k = d->path ? file_kind(d->path, &number) : F_OTHER;
+    if (k != F_LOG && k != F_MANIFEST)
+        return;
+    struct node *n = d->node;
+    uint64_t off = n->chk_off < WAL_FILE_HEADER_SIZE ? WAL_FILE_HEADER_SIZE : n->chk_off;
+    if (off == CHK_LOST)
+        return;
+    for (;;) {
+        int type;
+        const uint8_t *p;
+        size_t len;
+        int r = record_at(n->cur, n->cur_size, off, 0, number, &type, &p, &len);
+        if (r < 0)
+            off = CHK_LOST; /* not the engine's framing: stop checking this file */
+        if (r <= 0)
+            break;
+        off += WAL_RECORD_HEADER_SIZE + len;
+        if (type != WAL_TYPE_PAYLOAD)
+            continue;
+        if (k == F_LOG) {
+            s->counts.log_records++;
+            struct entry *e = find_entry(s, d->path);
+            if (n->dur_size < WAL_FILE_HEADER_SIZE ||
+                memcmp(n->dur, n->cur, WAL_FILE_HEADER_SIZE) != 0)
+                breach(why, "R1: a record was written to %s before its header was synced", d->path);
+            else if (!e || e->cur != n || e->dur != n)
+                breach(why, "R1: a record was written to %s before its directory entry was durable",
+                       d->path);
+        } else {
+            struct named_ctx c = {.s = s, .manifest = d->path, .why = why};
+            edit_walk(p, len, check_named_table, &c);
+        }
+    }
+    n->chk_off = off;
+}
+
+/* Before a rename of from onto to: R1a. */
+static void check_rename(struct sim_env *s, const char *from, const char *to, char *why)
+{
+    uint64_t number;
+    struct node *n = lookup(s, from);
+    if (!n || n->is_dir || file_kind(to, &number) != F_CURRENT)
+        return;
+    s->counts.current_switches++;
+    if (!all_synced(n)) {
+        breach(why, "R1: %s was renamed onto %s before its contents were synced", from, to);
+        return;
+    }
+    char name[48];
+    if (!parse_current(n->cur, n->cur_size, name, &number)) {
+        breach(why, "R1: %s, renamed onto %s, does not name a MANIFEST", from, to);
+        return;
+    }
+    struct entry *e = sibling(s, to, name);
+    if (!e || !e->cur || e->cur->is_dir) {
+        breach(why, "R1: %s is switched to %s, which does not exist", to, name);
+        return;
+    }
+    if (!entry_durable(e)) {
+        breach(why, "R1: %s is switched to %s before its directory entry is durable", to, name);
+        return;
+    }
+    const struct node *m = e->cur;
+    int type;
+    const uint8_t *p;
+    size_t len;
+    if (!header_ok(m->dur, m->dur_size, number) ||
+        record_at(m->dur, m->dur_size, WAL_FILE_HEADER_SIZE, 1, number, &type, &p, &len) != 1 ||
+        type != WAL_TYPE_PAYLOAD) {
+        breach(why, "R1: %s is switched to %s before its header and first record are synced", to,
+               name);
+        return;
+    }
+    /* every edit written so far must be durable: the end of the last one */
+    uint64_t need = 0;
+    for (uint64_t off = WAL_FILE_HEADER_SIZE;
+         record_at(m->cur, m->cur_size, off, 0, number, &type, &p, &len) == 1;) {
+        off += WAL_RECORD_HEADER_SIZE + len;
+        if (type == WAL_TYPE_PAYLOAD)
+            need = off;
+    }
+    if (m->dur_size < need || memcmp(m->dur, m->cur, (size_t)need) != 0) {
+        breach(why, "R1: %s is switched to %s while edits written to it are not synced", to, name);
+        return;
+    }
+    /* the database directory's own entry (the root has none) */
+    int dlen = (int)(base_name(to) - to) - 1;
+    if (dlen > 0) {
+        char dir[IO_PATH_MAX];
+        snprintf(dir, sizeof(dir), "%.*s", dlen, to);
+        struct entry *de = find_entry(s, dir);
+        if (de && !entry_durable(de))
+            breach(why, "R1: %s is switched while the entry of directory %s is not durable", to,
+                   dir);
+    }
+}
+
+/* Whether the current bytes of log n hold a payload record. */
+static int log_has_records(const struct node *n, uint64_t number)
+{
+    int type;
+    const uint8_t *p;
+    size_t len;
+    for (uint64_t off = WAL_FILE_HEADER_SIZE;
+         record_at(n->cur, n->cur_size, off, 0, number, &type, &p, &len) == 1;
+         off += WAL_RECORD_HEADER_SIZE + len)
+        if (type == WAL_TYPE_PAYLOAD)
+            return 1;
+    return 0;
+}
+
+/* Before an unlink of path: R2. */
+static void check_unlink(struct sim_env *s, const char *path, char *why)
+{
+    uint64_t number, named;
+    char name[48];
+    struct node *n = lookup(s, path);
+    enum file_kind k = file_kind(path, &number);
+    if (!n || n->is_dir || (k != F_TABLE && k != F_LOG && k != F_MANIFEST))
+        return;
+    if (k == F_MANIFEST) {
+        s->counts.manifests_deleted++;
+        if (durable_current(s, path, name, &named) && named == number)
+            breach(why, "R2: %s is deleted while the durable CURRENT names it", path);
+        return;
+    }
+    struct mstate m;
+    int have = durable_state(s, path, &m);
+    if (k == F_TABLE) {
+        s->counts.tables_deleted++;
+        if (have && mstate_lists(&m, number))
+            breach(why, "R2: %s is deleted while the durable MANIFEST still lists it", path);
+    } else {
+        s->counts.logs_deleted++;
+        if (number >= m.log_number && log_has_records(n, number))
+            breach(why,
+                   "R2: %s, which holds records, is deleted while the durable MANIFEST's log "
+                   "number is %" PRIu64,
+                   path, m.log_number);
+    }
+    free(m.tables);
+}
+
+static void default_violation(void *ctx, const char *msg)
+{
+    (void)ctx;
+    ck_abort_msg("sim_env ordering checker: %s", msg);
+}
+
+/* Counts and reports the breach a call found, if any. Called without the
+   lock. */
+static void report(struct sim_env *s, const char *why)
+{
+    if (!why[0])
+        return;
+    pthread_mutex_lock(&s->mu);
+    if (s->violations++ == 0)
+        snprintf(s->first_violation, sizeof(s->first_violation), "%s", why);
+    void (*fn)(void *, const char *) = s->on_violation ? s->on_violation : default_violation;
+    void *ctx = s->violation_ctx;
+    pthread_mutex_unlock(&s->mu);
+    fn(ctx, why);
 }
 
 /* ------------------------------------------------------------------ io_env calls */
@@ -440,6 +923,7 @@ static int open_locked(struct sim_env *s, const char *path, int flags, int *fd)
     if ((flags & IO_TRUNCATE) && writable && n->cur_size > 0)
         do_truncate(n, 0);
     *fd = new_fd(s, n, writable);
+    get_fd(s, *fd)->path = xstrdup(path);
     return STRATA_OK;
 }
 
@@ -496,6 +980,7 @@ static int s_pwrite(io_env *env, int fd, const void *buf, size_t len, uint64_t o
 {
     struct sim_env *s = S(env);
     int st = STRATA_OK, dying;
+    char why[SIM_MSG] = "";
     pthread_mutex_lock(&s->mu);
     struct fdesc *d = NULL;
     if (refuse(s, &dying)) {
@@ -512,8 +997,11 @@ static int s_pwrite(io_env *env, int fd, const void *buf, size_t len, uint64_t o
         free_write(d->node->last);
         d->node->last = make_write(d->node, buf, len, off, 1);
         apply_write(d->node, buf, len, off);
+        if (s->check)
+            check_write(s, d, why);
     }
     pthread_mutex_unlock(&s->mu);
+    report(s, why);
     return st;
 }
 
@@ -607,7 +1095,20 @@ static int rename_locked(struct sim_env *s, const char *from, const char *to)
 
 static int s_rename(io_env *env, const char *from, const char *to)
 {
-    LOCKED_CALL(rename_locked(s_, from, to));
+    struct sim_env *s = S(env);
+    char why[SIM_MSG] = "";
+    pthread_mutex_lock(&s->mu);
+    int st = STRATA_IO;
+    if (!refuse(s, NULL)) {
+        if (s->check)
+            check_rename(s, from, to, why);
+        st = rename_locked(s, from, to);
+        if (st != STRATA_OK)
+            why[0] = 0; /* a rename that did not happen relied on nothing */
+    }
+    pthread_mutex_unlock(&s->mu);
+    report(s, why);
+    return st;
 }
 
 static int unlink_locked(struct sim_env *s, const char *path)
@@ -624,7 +1125,20 @@ static int unlink_locked(struct sim_env *s, const char *path)
 
 static int s_unlink(io_env *env, const char *path)
 {
-    LOCKED_CALL(unlink_locked(s_, path));
+    struct sim_env *s = S(env);
+    char why[SIM_MSG] = "";
+    pthread_mutex_lock(&s->mu);
+    int st = STRATA_IO;
+    if (!refuse(s, NULL)) {
+        if (s->check)
+            check_unlink(s, path, why);
+        st = unlink_locked(s, path);
+        if (st != STRATA_OK)
+            why[0] = 0;
+    }
+    pthread_mutex_unlock(&s->mu);
+    report(s, why);
+    return st;
 }
 
 static int mkdir_locked(struct sim_env *s, const char *path)
@@ -730,6 +1244,7 @@ static struct sim_env *alloc_env(void)
         .unlock = s_unlock,
     };
     pthread_mutex_init(&s->mu, NULL);
+    s->check = 1;
     return s;
 }
 
@@ -745,8 +1260,10 @@ void sim_env_free(struct sim_env *s)
     for (size_t i = 0; i < s->nentries; i++)
         free(s->entries[i].path);
     free(s->entries);
-    for (size_t i = 0; i < s->nfds; i++)
+    for (size_t i = 0; i < s->nfds; i++) {
+        free(s->fds[i].path);
         free(s->fds[i].lock_path);
+    }
     free(s->fds);
     while (s->nodes) {
         struct node *n = s->nodes;
@@ -805,6 +1322,9 @@ struct sim_env *sim_env_clone(struct sim_env *s)
     }
     c->next_group = s->next_group;
     c->calls = s->calls;
+    c->check = s->check;
+    c->on_violation = s->on_violation;
+    c->violation_ctx = s->violation_ctx;
     pthread_mutex_unlock(&s->mu);
     free(map);
     gc(c); /* nodes only the source's descriptors held */
@@ -959,6 +1479,9 @@ void sim_env_crash(struct sim_env *s, enum sim_crash_mode mode, uint64_t seed)
         n->cur_cap = (size_t)size;
         n->cur_size = size;
         do_sync(n);
+        /* invariant 5: what survived was written before the cut, and a torn
+           tail is no record boundary to go on from */
+        n->chk_off = size;
     }
     s->frozen = 0;
     s->armed = 0;
@@ -1050,4 +1573,48 @@ int sim_env_exists(struct sim_env *s, const char *path)
     int ok = strcmp(path, "/") == 0 || lookup(s, path) != NULL;
     pthread_mutex_unlock(&s->mu);
     return ok;
+}
+
+/* ------------------------------------------------------------------ checker settings */
+
+void sim_env_set_checker(struct sim_env *s, int on)
+{
+    pthread_mutex_lock(&s->mu);
+    if (on && !s->check)
+        for (struct node *n = s->nodes; n; n = n->next)
+            n->chk_off = n->cur_size; /* records written while off are not checked */
+    s->check = on != 0;
+    pthread_mutex_unlock(&s->mu);
+}
+
+void sim_env_on_violation(struct sim_env *s, void (*fn)(void *ctx, const char *msg), void *ctx)
+{
+    pthread_mutex_lock(&s->mu);
+    s->on_violation = fn;
+    s->violation_ctx = ctx;
+    pthread_mutex_unlock(&s->mu);
+}
+
+unsigned long sim_env_violations(struct sim_env *s)
+{
+    pthread_mutex_lock(&s->mu);
+    unsigned long v = s->violations;
+    pthread_mutex_unlock(&s->mu);
+    return v;
+}
+
+const char *sim_env_first_violation(struct sim_env *s)
+{
+    /* written once, under the lock, before violations becomes non-zero */
+    pthread_mutex_lock(&s->mu);
+    const char *m = s->first_violation;
+    pthread_mutex_unlock(&s->mu);
+    return m;
+}
+
+void sim_env_check_counts(struct sim_env *s, struct sim_check_counts *out)
+{
+    pthread_mutex_lock(&s->mu);
+    *out = s->counts;
+    pthread_mutex_unlock(&s->mu);
 }

@@ -12,6 +12,34 @@
  * sees an I/O error at exactly that point. Paths are plain strings: the parent
  * directory of a path is everything before its last '/' ("/" for "/name").
  * All calls are thread-safe (one mutex).
+ *
+ * An ordering checker (on by default) watches the calls for breaches of the
+ * rules of doc/guarantees.md, "Ordering rules": it decodes what is written to
+ * logs and MANIFESTs (the container of doc/wal_format.md, the edits of
+ * doc/manifest_format.md) and, at each pwrite, rename and unlink, compares the
+ * file system's durable state with what the call relies on or destroys:
+ *
+ *  R1a. A rename onto "<dir>/CURRENT": the source was synced; it names
+ *       "MANIFEST-N"; that MANIFEST's directory entry is durable, and its
+ *       durable bytes hold its header, an intact first record and every payload
+ *       record it has so far; the directory's own entry is durable.
+ *  R1b. A payload record written to a MANIFEST whose edit adds table N: the
+ *       file "<dir>/NNNNNN.sst" exists, its bytes are all synced and its
+ *       directory entry is durable.
+ *  R1c. A payload record written to "NNNNNN.wal": the log's 32-byte header is
+ *       synced and its directory entry is durable.
+ *  R2a. An unlink of "NNNNNN.sst" that the durable MANIFEST state still lists.
+ *  R2b. An unlink of "NNNNNN.wal" that holds a payload record and whose number
+ *       is not below the durable MANIFEST state's log number (a log with no
+ *       record was never relied on and may go).
+ *  R2c. An unlink of the MANIFEST that the durable CURRENT names.
+ *
+ * "The durable MANIFEST state" is what a KEEP_SYNCED crash would leave: the
+ * durable CURRENT, the durable bytes of the MANIFEST it names, replayed up to
+ * the first damaged record (checksums verified), edits applied in order. A
+ * breach is counted, its first message kept, and the violation callback is
+ * called (outside the simulator's lock) after the call has taken effect; the
+ * default callback fails the test with ck_abort_msg.
  */
 #ifndef STRATA_SIM_ENV_H
 #define STRATA_SIM_ENV_H
@@ -57,7 +85,9 @@ io_env *sim_env_io(struct sim_env *s);
 
 /* A deep copy of the files, directories, durable state and pending torn write
    of s (no open descriptors or locks, not frozen), for building several
-   post-crash states from one pre-crash state. Free with sim_env_free. */
+   post-crash states from one pre-crash state. The copy has the checker
+   settings of s (on or off, callback) but no breaches or counts yet. Free with
+   sim_env_free. */
 struct sim_env *sim_env_clone(struct sim_env *s);
 
 /* Cuts the power: replaces the state of s by what survives under mode (seed
@@ -99,5 +129,36 @@ int sim_env_read_file(struct sim_env *s, const char *path, int durable, void **d
 
 /* Whether path currently names a file or directory. */
 int sim_env_exists(struct sim_env *s, const char *path);
+
+/* Turns the ordering checker on (on != 0, the default) or off. Records already
+   in a file when it is turned on are not checked. */
+void sim_env_set_checker(struct sim_env *s, int on);
+
+/* Sets the function called with a message for each breach of an ordering rule,
+   with ctx; fn == NULL restores the default, which fails the test with
+   ck_abort_msg (from whichever thread broke the rule: sound in Check's fork
+   mode, which ends the test's process). fn is called outside the simulator's lock, from the thread
+   that made the offending call; msg is valid during the call only. */
+void sim_env_on_violation(struct sim_env *s, void (*fn)(void *ctx, const char *msg), void *ctx);
+
+/* Breaches found since sim_env_new (or since the clone was made). */
+unsigned long sim_env_violations(struct sim_env *s);
+
+/* The message of the first breach, or "" when there was none. Valid until
+   sim_env_free. */
+const char *sim_env_first_violation(struct sim_env *s);
+
+/* How often each rule was checked (whether or not it held), to show that a
+   test exercised the checker. */
+struct sim_check_counts {
+    unsigned long current_switches;  /* R1a */
+    unsigned long tables_named;      /* R1b: one per table an edit adds */
+    unsigned long log_records;       /* R1c */
+    unsigned long tables_deleted;    /* R2a */
+    unsigned long logs_deleted;      /* R2b */
+    unsigned long manifests_deleted; /* R2c */
+};
+
+void sim_env_check_counts(struct sim_env *s, struct sim_check_counts *out);
 
 #endif
