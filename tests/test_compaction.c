@@ -49,7 +49,7 @@ static int get_is(strata_db *db, const char *key, size_t klen, const char *want,
     int st = strata_get(db, NULL, key, klen, &v, &vl);
     if (st != STRATA_OK)
         return st;
-    int same = vl == wlen && memcmp(v, want, vl) == 0;
+    int same = vl == wlen && (wlen == 0 || memcmp(v, want, vl) == 0);
     strata_free(v);
     return same ? STRATA_OK : 99;
 }
