@@ -41,6 +41,8 @@ STRATA_API const char *strata_version(void);
 
 typedef struct strata_db strata_db;
 typedef struct strata_batch strata_batch;
+typedef struct strata_iter strata_iter;
+typedef struct strata_snapshot strata_snapshot;
 
 /* ---------------------------------------------------------------- status codes */
 
@@ -125,10 +127,20 @@ typedef struct strata_write_options {
 STRATA_API void strata_write_options_init(strata_write_options *wo);
 
 typedef struct strata_read_options {
-    int verify_checksums; /* check block checksums on read; default 1 */
-    int fill_cache;       /* keep blocks read in the block cache; default 1 */
-    /* Snapshots and iterator bounds arrive with those features; always start
-       from strata_read_options_init(). */
+    const strata_snapshot *snapshot; /* read at this snapshot; NULL = the latest state */
+    int verify_checksums;            /* check block checksums on read; default 1 */
+    int fill_cache;                  /* keep blocks read in the block cache; default 1 */
+    /* Iterator bounds: only keys in [lower, upper) are visited; NULL = unbounded.
+       The bytes are copied by strata_iter_new. Ignored by strata_get. */
+    const void *lower;
+    size_t lower_len;
+    const void *upper;
+    size_t upper_len;
+    /* Iterate only keys starting with these bytes (combined with the bounds);
+       NULL = no prefix. Ignored by strata_get. */
+    const void *prefix;
+    size_t prefix_len;
+    /* More fields may follow: always start from strata_read_options_init(). */
 } strata_read_options;
 
 /* Fills *ro with the defaults. ro must not be NULL. */
@@ -212,6 +224,48 @@ STRATA_API size_t strata_batch_count(const strata_batch *b);
  * stays owned by the caller. An empty batch succeeds without writing. Returns as
  * strata_put (STRATA_INVALID also for a NULL batch). */
 STRATA_API int strata_write(strata_db *db, const strata_write_options *wo, strata_batch *b);
+
+/* ---------------------------------------------------------------- snapshots */
+
+/* A consistent point-in-time view: reads given this snapshot see exactly the
+ * writes acknowledged before it was taken, whatever is written, flushed or
+ * compacted later. Returns NULL for a NULL db or when out of memory. The
+ * snapshot belongs to db and is released with strata_snapshot_release, before
+ * strata_close. Thread-safe. */
+STRATA_API const strata_snapshot *strata_snapshot_new(strata_db *db);
+
+/* Releases s (NULL accepted): compaction may drop versions only it could see. */
+STRATA_API void strata_snapshot_release(strata_db *db, const strata_snapshot *s);
+
+/* ---------------------------------------------------------------- iterators */
+
+/* An ordered scan over the keys of db at one point in time (ro->snapshot, or
+ * the state when the iterator is created), within ro's bounds and prefix.
+ * Deleted keys are never visited. The iterator keeps the files it reads alive,
+ * so it may live as long as needed (but must be freed before strata_close); it
+ * is used by one thread at a time. Returns NULL for a NULL db or when out of
+ * memory. A new iterator is not positioned: call a first/last/seek function. */
+STRATA_API strata_iter *strata_iter_new(strata_db *db, const strata_read_options *ro);
+STRATA_API void strata_iter_first(strata_iter *it);
+STRATA_API void strata_iter_last(strata_iter *it);
+/* The first key >= key (within the bounds). */
+STRATA_API void strata_iter_seek(strata_iter *it, const void *key, size_t klen);
+/* The last key <= key (within the bounds). */
+STRATA_API void strata_iter_seek_for_prev(strata_iter *it, const void *key, size_t klen);
+/* Steps to the next / previous key; the iterator must be valid. */
+STRATA_API void strata_iter_next(strata_iter *it);
+STRATA_API void strata_iter_prev(strata_iter *it);
+/* 1 when positioned at a key, 0 past either end or after an error. */
+STRATA_API int strata_iter_valid(const strata_iter *it);
+/* The current key / value (iterator must be valid). The memory belongs to the
+   iterator and stays valid until it moves or is freed. */
+STRATA_API const void *strata_iter_key(const strata_iter *it, size_t *klen);
+STRATA_API const void *strata_iter_value(const strata_iter *it, size_t *vlen);
+/* STRATA_OK, or the error (STRATA_CORRUPTION, STRATA_IO, STRATA_NOMEM) that
+   ended the iteration early. */
+STRATA_API int strata_iter_status(const strata_iter *it);
+/* NULL accepted. */
+STRATA_API void strata_iter_free(strata_iter *it);
 
 /* ---------------------------------------------------------------- durability control */
 

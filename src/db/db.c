@@ -51,6 +51,7 @@ void strata_write_options_init(strata_write_options *wo)
 
 void strata_read_options_init(strata_read_options *ro)
 {
+    memset(ro, 0, sizeof(*ro));
     ro->verify_checksums = 1;
     ro->fill_cache = 1;
 }
@@ -455,6 +456,7 @@ int db_open(const char *path, const strata_options *opts, io_env *env, strata_db
     uv_cond_init(&db->syncer_cv);
     uv_cond_init(&db->bg_cv);
     uv_mutex_init(&db->apply_mu);
+    db->snapshots.next = db->snapshots.prev = &db->snapshots;
     db->copts = (struct compaction_options){
         .table = {.block_bytes = opts->block_bytes,
                   .bloom_bits_per_key = opts->bloom_bits_per_key,
@@ -499,15 +501,7 @@ int strata_close(strata_db *db)
 
 /* ------------------------------------------------------------------ reads */
 
-/* What a read looks at: taken under mu, used without it. */
-struct read_view {
-    struct memtable *mem, *imm[MAX_IMMUTABLE];
-    int nimm;
-    struct version *v;
-    uint64_t seq;
-};
-
-static void view_get(strata_db *db, struct read_view *rv)
+void db_view_get(strata_db *db, const strata_read_options *ro, struct read_view *rv)
 {
     uv_mutex_lock(&db->mu);
     rv->mem = db->mem;
@@ -518,11 +512,12 @@ static void view_get(strata_db *db, struct read_view *rv)
         memtable_ref(rv->imm[i]);
     }
     rv->v = vset_current(db->vs);
-    rv->seq = atomic_load_explicit(&db->last_seq, memory_order_acquire);
+    rv->seq = ro && ro->snapshot ? ro->snapshot->seq
+                                 : atomic_load_explicit(&db->last_seq, memory_order_acquire);
     uv_mutex_unlock(&db->mu);
 }
 
-static void view_put(struct read_view *rv)
+void db_view_put(struct read_view *rv)
 {
     memtable_unref(rv->mem);
     for (int i = 0; i < rv->nimm; i++)
@@ -565,7 +560,7 @@ int strata_get(strata_db *db, const strata_read_options *ro, const void *key, si
         ro = &defaults;
     }
     struct read_view rv;
-    view_get(db, &rv);
+    db_view_get(db, ro, &rv);
     /* Newest first: the active memtable, immutable ones newest to oldest,
        then the tables. The first answer is the newest version <= seq. */
     int st = mem_lookup(rv.mem, key, klen, rv.seq, val, vlen);
@@ -590,8 +585,40 @@ int strata_get(strata_db *db, const strata_read_options *ro, const void *key, si
             *vlen = n;
         }
     }
-    view_put(&rv);
+    db_view_put(&rv);
     return st;
+}
+
+/* ------------------------------------------------------------------ snapshots */
+
+const strata_snapshot *strata_snapshot_new(strata_db *db)
+{
+    if (!db)
+        return NULL;
+    struct strata_snapshot *s = mem_alloc(sizeof(*s));
+    if (!s)
+        return NULL;
+    uv_mutex_lock(&db->mu);
+    /* Taken under mu, so it is never older than the list's tail. */
+    s->seq = atomic_load_explicit(&db->last_seq, memory_order_acquire);
+    s->next = &db->snapshots;
+    s->prev = db->snapshots.prev;
+    s->prev->next = s;
+    db->snapshots.prev = s;
+    uv_mutex_unlock(&db->mu);
+    return s;
+}
+
+void strata_snapshot_release(strata_db *db, const strata_snapshot *snap)
+{
+    if (!db || !snap)
+        return;
+    struct strata_snapshot *s = (struct strata_snapshot *)snap;
+    uv_mutex_lock(&db->mu);
+    s->prev->next = s->next;
+    s->next->prev = s->prev;
+    uv_mutex_unlock(&db->mu);
+    mem_free(s);
 }
 
 void strata_free(void *p)

@@ -31,7 +31,12 @@
 
 uint64_t db_oldest_snapshot(strata_db *db)
 {
-    return atomic_load_explicit(&db->last_seq, memory_order_acquire);
+    uv_mutex_lock(&db->mu);
+    uint64_t seq = db->snapshots.next != &db->snapshots
+                       ? db->snapshots.next->seq
+                       : atomic_load_explicit(&db->last_seq, memory_order_acquire);
+    uv_mutex_unlock(&db->mu);
+    return seq;
 }
 
 /* ------------------------------------------------------------------ switching */

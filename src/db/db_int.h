@@ -42,6 +42,12 @@ struct writer {
     struct writer *next;
 };
 
+/* A live snapshot: a node of db->snapshots, a ring ordered oldest first. */
+struct strata_snapshot {
+    uint64_t seq;
+    struct strata_snapshot *prev, *next;
+};
+
 struct strata_db {
     char *dir;
     strata_options opts;
@@ -84,6 +90,7 @@ struct strata_db {
     int wal_dirty;         /* records written or buffered since the last fdatasync */
 
     atomic_uint_fast64_t last_seq; /* newest sequence visible to readers */
+    struct strata_snapshot snapshots; /* (mu) ring head: live snapshots, oldest first */
     atomic_int bg_error;           /* STRATA_OK or the error that stopped writes */
     atomic_int async_pending;      /* ASYNC records not yet synced */
 
@@ -101,6 +108,17 @@ struct strata_db {
     atomic_uint_fast64_t st_flush_bytes, st_stall_micros, st_bloom_negatives;
     atomic_uint_fast64_t st_compactions, st_compaction_read, st_compaction_written;
 };
+
+/* What a read looks at: the memtables and the version, referenced under mu
+   and used without it, plus the sequence it reads at. */
+struct read_view {
+    struct memtable *mem, *imm[MAX_IMMUTABLE];
+    int nimm;
+    struct version *v;
+    uint64_t seq;
+};
+void db_view_get(strata_db *db, const strata_read_options *ro, struct read_view *rv);
+void db_view_put(struct read_view *rv);
 
 /* Stops writes after err (first error wins): logs it and calls the user's
    handler once. */

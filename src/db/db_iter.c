@@ -1,0 +1,417 @@
+/*
+ * db_iter.c - user iterators: the newest visible version of each key, in key
+ * order, over the merged memtables and tables of one read view.
+ *
+ * A merging iterator (src/compaction/iter.h) yields every entry in internal-key
+ * order: user key ascending, newest version first. Going forward, the first
+ * entry of a user key at or below the read sequence decides it: a put is
+ * visited, a tombstone hides the key. Going backward the versions of a key come
+ * oldest first, so the iterator remembers the last visible one it passed and
+ * settles on it when the user key changes (the LevelDB scheme).
+ *
+ *   forward:  the merge sits on the current entry; key/value point into it
+ *   backward: the merge sits before the current key; key/value are copies
+ *   (next from backward re-seeks; prev from forward steps back past the key)
+ *
+ * INVARIANTS
+ * 1. When valid, the current key is within [lower, upper) and is the newest
+ *    version of its user key with sequence <= seq, and that version is a put.
+ * 2. Forward: the merge is positioned at that version. Backward: the merge is
+ *    positioned at the last entry whose user key is below the current key (or
+ *    is invalid), and saved_key/saved_val hold the current entry.
+ * 3. An error of the merge ends iteration and stays in status.
+ */
+#include <string.h>
+
+#include "compaction/iter.h"
+#include "db/db_int.h"
+#include "util/ikey.h"
+#include "util/mem.h"
+#include "util/status.h"
+
+enum { FORWARD, BACKWARD };
+
+struct buf {
+    uint8_t *p;
+    size_t len, cap;
+};
+
+struct strata_iter {
+    struct read_view rv;
+    struct iter *m;
+    struct buf lower, upper; /* bounds (copies) */
+    int has_lower, has_upper;
+    struct buf saved_key, saved_val;
+    int dir, valid, status;
+};
+
+static int buf_set(struct buf *b, const void *p, size_t n)
+{
+    if (n > b->cap) {
+        uint8_t *q = mem_realloc(b->p, n);
+        if (!q)
+            return ERR_NOMEM();
+        b->p = q;
+        b->cap = n;
+    }
+    if (n)
+        memcpy(b->p, p, n);
+    b->len = n;
+    return STRATA_OK;
+}
+
+static void fail(strata_iter *it, int st)
+{
+    it->valid = 0;
+    if (it->status == STRATA_OK)
+        it->status = st;
+}
+
+static int below_upper(const strata_iter *it, const void *k, size_t n)
+{
+    return !it->has_upper || ukey_compare(k, n, it->upper.p, it->upper.len) < 0;
+}
+
+static int above_lower(const strata_iter *it, const void *k, size_t n)
+{
+    return !it->has_lower || ukey_compare(k, n, it->lower.p, it->lower.len) >= 0;
+}
+
+/* Forward from the merge's position to the next visible put; skipping hides
+   entries of saved_key (the key just left or just deleted). */
+static void find_next(strata_iter *it, int skipping)
+{
+    struct iter *m = it->m;
+    for (; iter_valid(m); iter_next(m)) {
+        size_t n;
+        const void *k = iter_key(m, &n);
+        uint64_t t = iter_trailer(m);
+        if (trailer_seq(t) > it->rv.seq)
+            continue; /* written after the view */
+        if (!below_upper(it, k, n))
+            break;
+        if (skipping && ukey_compare(k, n, it->saved_key.p, it->saved_key.len) == 0)
+            continue; /* an older version of a key already decided */
+        if (trailer_kind(t) == KIND_DELETE) {
+            if (buf_set(&it->saved_key, k, n) != STRATA_OK) {
+                fail(it, STRATA_NOMEM);
+                return;
+            }
+            skipping = 1;
+            continue;
+        }
+        it->valid = 1;
+        return;
+    }
+    it->valid = 0;
+    if (iter_status(m) != STRATA_OK)
+        fail(it, iter_status(m));
+}
+
+/* Backward from the merge's position to the previous visible put, which is
+   saved (invariant 2). */
+static void find_prev(strata_iter *it)
+{
+    struct iter *m = it->m;
+    int have = 0; /* saved_* hold a visible put of the key being passed */
+    for (; iter_valid(m); iter_prev(m)) {
+        size_t n;
+        const void *k = iter_key(m, &n);
+        uint64_t t = iter_trailer(m);
+        if (trailer_seq(t) > it->rv.seq)
+            continue;
+        if (have && ukey_compare(k, n, it->saved_key.p, it->saved_key.len) < 0)
+            break; /* a smaller key: the saved one is the answer */
+        if (!above_lower(it, k, n))
+            break;
+        if (trailer_kind(t) == KIND_DELETE) {
+            have = 0; /* this newer version hides what was saved */
+            continue;
+        }
+        size_t vn;
+        const void *v = iter_value(m, &vn);
+        if (buf_set(&it->saved_key, k, n) != STRATA_OK ||
+            buf_set(&it->saved_val, v, vn) != STRATA_OK) {
+            fail(it, STRATA_NOMEM);
+            return;
+        }
+        have = 1;
+    }
+    if (iter_status(m) != STRATA_OK) {
+        fail(it, iter_status(m));
+        return;
+    }
+    it->valid = have;
+}
+
+/* ------------------------------------------------------------------ creation */
+
+static int overlaps_bounds(const strata_iter *it, const struct file_meta *f)
+{
+    if (it->has_upper && ukey_compare(f->smallest, f->smallest_len, it->upper.p, it->upper.len) >= 0)
+        return 0;
+    if (it->has_lower && ukey_compare(f->largest, f->largest_len, it->lower.p, it->lower.len) < 0)
+        return 0;
+    return 1;
+}
+
+/* Sets the bounds from ro: [max(lower, prefix), min(upper, successor(prefix))). */
+static int set_bounds(strata_iter *it, const strata_read_options *ro)
+{
+    int st = STRATA_OK;
+    if (ro->lower) {
+        st = buf_set(&it->lower, ro->lower, ro->lower_len);
+        it->has_lower = 1;
+    }
+    if (st == STRATA_OK && ro->upper) {
+        st = buf_set(&it->upper, ro->upper, ro->upper_len);
+        it->has_upper = 1;
+    }
+    if (st != STRATA_OK || !ro->prefix)
+        return st;
+    const uint8_t *p = ro->prefix;
+    size_t n = ro->prefix_len;
+    if (!it->has_lower || ukey_compare(p, n, it->lower.p, it->lower.len) > 0) {
+        if ((st = buf_set(&it->lower, p, n)) != STRATA_OK)
+            return st;
+        it->has_lower = 1;
+    }
+    /* The successor: drop trailing 0xff bytes and increment the last byte;
+       a prefix of only 0xff bytes has none (no upper bound from it). */
+    size_t k = n;
+    while (k > 0 && p[k - 1] == 0xff)
+        k--;
+    if (k == 0)
+        return STRATA_OK;
+    uint8_t stack[256], *succ = k <= sizeof(stack) ? stack : mem_alloc(k);
+    if (!succ)
+        return ERR_NOMEM();
+    memcpy(succ, p, k);
+    succ[k - 1]++;
+    if (!it->has_upper || ukey_compare(succ, k, it->upper.p, it->upper.len) < 0) {
+        st = buf_set(&it->upper, succ, k);
+        it->has_upper = 1;
+    }
+    if (succ != stack)
+        mem_free(succ);
+    return st;
+}
+
+static int build_merge(strata_iter *it, const strata_read_options *ro)
+{
+    struct version *v = it->rv.v;
+    size_t cap = 1 + (size_t)it->rv.nimm;
+    for (int l = 0; l < NUM_LEVELS; l++)
+        cap += v->nfiles[l];
+    struct iter **ch = mem_alloc(cap * sizeof(*ch));
+    if (!ch)
+        return ERR_NOMEM();
+    size_t n = 0;
+    int st = STRATA_OK;
+    struct sst_read_options so = {.verify_checksums = ro->verify_checksums,
+                                  .fill_cache = ro->fill_cache};
+    if (!(ch[n++] = iter_memtable(it->rv.mem)))
+        st = ERR_NOMEM();
+    for (int i = it->rv.nimm - 1; st == STRATA_OK && i >= 0; i--)
+        if (!(ch[n++] = iter_memtable(it->rv.imm[i])))
+            st = ERR_NOMEM();
+    /* Tables outside the bounds are never opened for this scan. */
+    for (int l = 0; st == STRATA_OK && l < NUM_LEVELS; l++)
+        for (size_t i = 0; st == STRATA_OK && i < v->nfiles[l]; i++)
+            if (overlaps_bounds(it, v->files[l][i]) &&
+                !(ch[n++] = iter_table(v->files[l][i]->reader, &so)))
+                st = ERR_NOMEM();
+    if (st != STRATA_OK) {
+        for (size_t i = 0; i + 1 < n; i++)
+            iter_free(ch[i]);
+        mem_free(ch);
+        return st;
+    }
+    it->m = iter_merge(ch, n); /* takes the children, also on failure */
+    mem_free(ch);
+    return it->m ? STRATA_OK : ERR_NOMEM();
+}
+
+strata_iter *strata_iter_new(strata_db *db, const strata_read_options *ro)
+{
+    strata_read_options defaults;
+    if (!ro) {
+        strata_read_options_init(&defaults);
+        ro = &defaults;
+    }
+    if (!db || (ro->lower && ro->lower_len > STRATA_MAX_KEY_LEN) ||
+        (ro->upper && ro->upper_len > STRATA_MAX_KEY_LEN) ||
+        (ro->prefix && ro->prefix_len > STRATA_MAX_KEY_LEN))
+        return NULL;
+    strata_iter *it = mem_calloc(1, sizeof(*it));
+    if (!it)
+        return NULL;
+    db_view_get(db, ro, &it->rv);
+    if (set_bounds(it, ro) != STRATA_OK || build_merge(it, ro) != STRATA_OK) {
+        strata_iter_free(it);
+        return NULL;
+    }
+    it->status = STRATA_OK;
+    return it;
+}
+
+void strata_iter_free(strata_iter *it)
+{
+    if (!it)
+        return;
+    iter_free(it->m);
+    db_view_put(&it->rv);
+    mem_free(it->lower.p);
+    mem_free(it->upper.p);
+    mem_free(it->saved_key.p);
+    mem_free(it->saved_val.p);
+    mem_free(it);
+}
+
+/* ------------------------------------------------------------------ movement */
+
+/* Positions the merge at the last entry whose user key is below upper (or
+   at the very last entry when there is no upper bound). */
+static void merge_before_upper(strata_iter *it)
+{
+    if (!it->has_upper) {
+        iter_last(it->m);
+        return;
+    }
+    iter_seek(it->m, it->upper.p, it->upper.len, ikey_trailer(SEQ_MAX, KIND_MAX));
+    if (iter_valid(it->m))
+        iter_prev(it->m);
+    else if (iter_status(it->m) == STRATA_OK)
+        iter_last(it->m);
+}
+
+void strata_iter_first(strata_iter *it)
+{
+    if (!it || it->status != STRATA_OK)
+        return;
+    it->dir = FORWARD;
+    if (it->has_lower)
+        iter_seek(it->m, it->lower.p, it->lower.len, ikey_trailer(SEQ_MAX, KIND_MAX));
+    else
+        iter_first(it->m);
+    find_next(it, 0);
+}
+
+void strata_iter_last(strata_iter *it)
+{
+    if (!it || it->status != STRATA_OK)
+        return;
+    it->dir = BACKWARD;
+    merge_before_upper(it);
+    find_prev(it);
+}
+
+void strata_iter_seek(strata_iter *it, const void *key, size_t klen)
+{
+    if (!it || it->status != STRATA_OK || (!key && klen)) {
+        if (it)
+            it->valid = 0;
+        return;
+    }
+    if (!above_lower(it, key, klen)) {
+        strata_iter_first(it);
+        return;
+    }
+    it->dir = FORWARD;
+    iter_seek(it->m, key, klen, ikey_trailer(SEQ_MAX, KIND_MAX));
+    find_next(it, 0);
+}
+
+void strata_iter_seek_for_prev(strata_iter *it, const void *key, size_t klen)
+{
+    if (!it || it->status != STRATA_OK || (!key && klen)) {
+        if (it)
+            it->valid = 0;
+        return;
+    }
+    if (!below_upper(it, key, klen)) {
+        strata_iter_last(it);
+        return;
+    }
+    it->dir = BACKWARD;
+    /* trailer 0 sorts after every version of key: the last entry <= key */
+    iter_seek_for_prev(it->m, key, klen, 0);
+    find_prev(it);
+}
+
+void strata_iter_next(strata_iter *it)
+{
+    if (!it || !it->valid)
+        return;
+    if (it->dir == BACKWARD) {
+        /* The merge is before the current key: go to its newest version and
+           skip every version of it. saved_key is the current key. */
+        it->dir = FORWARD;
+        iter_seek(it->m, it->saved_key.p, it->saved_key.len, ikey_trailer(SEQ_MAX, KIND_MAX));
+        find_next(it, 1);
+        return;
+    }
+    size_t n;
+    const void *k = iter_key(it->m, &n);
+    if (buf_set(&it->saved_key, k, n) != STRATA_OK) {
+        fail(it, STRATA_NOMEM);
+        return;
+    }
+    iter_next(it->m);
+    find_next(it, 1);
+}
+
+void strata_iter_prev(strata_iter *it)
+{
+    if (!it || !it->valid)
+        return;
+    if (it->dir == FORWARD) {
+        /* Step the merge back past every version of the current key. */
+        size_t n;
+        const void *k = iter_key(it->m, &n);
+        if (buf_set(&it->saved_key, k, n) != STRATA_OK) {
+            fail(it, STRATA_NOMEM);
+            return;
+        }
+        for (;;) {
+            iter_prev(it->m);
+            if (!iter_valid(it->m)) {
+                it->valid = 0;
+                if (iter_status(it->m) != STRATA_OK)
+                    fail(it, iter_status(it->m));
+                return;
+            }
+            k = iter_key(it->m, &n);
+            if (ukey_compare(k, n, it->saved_key.p, it->saved_key.len) < 0)
+                break;
+        }
+        it->dir = BACKWARD;
+    }
+    find_prev(it);
+}
+
+int strata_iter_valid(const strata_iter *it)
+{
+    return it && it->valid;
+}
+
+const void *strata_iter_key(const strata_iter *it, size_t *klen)
+{
+    if (it->dir == FORWARD)
+        return iter_key(it->m, klen);
+    *klen = it->saved_key.len;
+    return it->saved_key.p ? (const void *)it->saved_key.p : "";
+}
+
+const void *strata_iter_value(const strata_iter *it, size_t *vlen)
+{
+    if (it->dir == FORWARD)
+        return iter_value(it->m, vlen);
+    *vlen = it->saved_val.len;
+    return it->saved_val.p ? (const void *)it->saved_val.p : "";
+}
+
+int strata_iter_status(const strata_iter *it)
+{
+    return it ? it->status : STRATA_INVALID;
+}
