@@ -225,6 +225,29 @@ STRATA_API size_t strata_batch_count(const strata_batch *b);
  * strata_put (STRATA_INVALID also for a NULL batch). */
 STRATA_API int strata_write(strata_db *db, const strata_write_options *wo, strata_batch *b);
 
+/* ---------------------------------------------------------------- atomic update */
+
+/* What an update function asks for. */
+enum { STRATA_UPDATE_SET, STRATA_UPDATE_DELETE, STRATA_UPDATE_KEEP };
+
+/* Called by strata_update with the current value of the key (old/old_len, valid
+ * only during the call; exists = 0 and old = NULL when the key is absent). It
+ * returns one of STRATA_UPDATE_*; for SET it points *new_val / *new_len at the
+ * new value, memory it owns that must stay valid until strata_update returns. */
+typedef int (*strata_update_fn)(void *ctx, const void *old, size_t old_len, int exists,
+                                const void **new_val, size_t *new_len);
+
+/* Atomic read-modify-write of one key: fn sees the latest value and its answer
+ * is written (at wo's durability; NULL = the default) before any other
+ * strata_update of the same key reads it, so concurrent updates of one key are
+ * serialised; updates of different keys run in parallel. (Plain puts and
+ * deletes of the key are not held back by it.) Returns STRATA_OK, also for KEEP
+ * and for DELETE of an absent key; STRATA_INVALID for NULL db/fn, a bad key, an
+ * action that is not one of the three, or a SET value that is NULL with non-zero
+ * length or too long; or the status of the read or the write. */
+STRATA_API int strata_update(strata_db *db, const strata_write_options *wo, const void *key,
+                             size_t klen, strata_update_fn fn, void *ctx);
+
 /* ---------------------------------------------------------------- snapshots */
 
 /* A consistent point-in-time view: reads given this snapshot see exactly the
@@ -290,6 +313,15 @@ STRATA_API int strata_flush(strata_db *db);
  * STRATA_READONLY after an earlier error; an I/O status if it failed. */
 STRATA_API int strata_compact_range(strata_db *db, const void *begin, size_t blen,
                                     const void *end, size_t elen);
+
+/* Writes a consistent copy of the live database into the new directory dir (it
+ * must not exist; its parent must): every write acknowledged before the call is
+ * in it, and it opens as a normal database. Tables are hard-linked when dir is
+ * on the same file system (copied otherwise); the rest is copied. Writes to db
+ * may continue meanwhile. Returns STRATA_OK; STRATA_INVALID for NULL arguments or
+ * an existing dir; STRATA_READONLY after an earlier error; an I/O status (the
+ * partial copy is removed). */
+STRATA_API int strata_checkpoint(strata_db *db, const char *dir);
 
 /* ---------------------------------------------------------------- statistics */
 
