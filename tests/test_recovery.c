@@ -524,6 +524,102 @@ START_TEST(full_disk_on_log_write)
 }
 END_TEST
 
+/* Writes until the background error handler has fired (or 20,000 writes). */
+static int write_until_error(strata_db *db, int *acked)
+{
+    char k[32], v[128];
+    memset(v, 'x', sizeof(v));
+    int st = STRATA_OK;
+    for (int i = 0; i < 20000 && st == STRATA_OK; i++) {
+        st = strata_put(db, NULL, k, (size_t)sprintf(k, "key%06d", i), v, sizeof(v));
+        if (st == STRATA_OK)
+            *acked = i + 1;
+    }
+    return st;
+}
+
+static void background_failure(enum fault_op op, int err, int compact)
+{
+    struct fault_env f;
+    fault_env_init(&f, NULL);
+    strata_options o;
+    strata_options_init(&o);
+    o.memtable_bytes = (size_t)64 << 10;
+    o.on_background_error = on_error;
+    handler_calls = 0;
+    strata_db *db;
+    ck_assert_int_eq(db_open(dir, &o, &f.env, &db), STRATA_OK);
+    int acked = 0;
+    if (compact) {
+        /* some tables first, then the compaction of them fails */
+        char k[32];
+        for (int i = 0; i < 3000; i++)
+            ck_assert_int_eq(strata_put(db, NULL, k, (size_t)sprintf(k, "key%06d", i), "v", 1),
+                             STRATA_OK);
+        acked = 3000;
+        ck_assert_int_eq(strata_flush(db), STRATA_OK);
+        ck_assert_int_eq(db_wait_idle(db), STRATA_OK);
+        fault_env_arm(&f, op, 1, 0, err);
+        ck_assert_int_eq(strata_compact_range(db, NULL, 0, NULL, 0), err);
+    } else {
+        /* the flush thread's table write fails while writes go on */
+        fault_env_arm(&f, op, 1, 0, err);
+        int st = write_until_error(db, &acked);
+        /* the write that hit the failure itself (when it was the new log's)
+           or the one after the flush thread failed */
+        ck_assert_msg(st == STRATA_READONLY || st == err, "write gave %s", strata_strerror(st));
+    }
+    ck_assert_int_eq(db_wait_idle(db), err);
+    ck_assert_uint_ge(atomic_load(&f.fired), 1);
+    ck_assert_int_eq(handler_calls, 1); /* exactly once */
+    ck_assert_int_eq(handler_status, err);
+    ck_assert_int_eq(strata_put(db, NULL, "more", 4, "x", 1), STRATA_READONLY);
+    ck_assert_int_eq(strata_flush(db), STRATA_READONLY);
+    /* reads go on, from the memtables and tables that are still there */
+    char k[32];
+    void *v;
+    size_t vl;
+    for (int i = 0; i < acked; i += 97) {
+        ck_assert_int_eq(strata_get(db, NULL, k, (size_t)sprintf(k, "key%06d", i), &v, &vl),
+                         STRATA_OK);
+        strata_free(v);
+    }
+    strata_stats st;
+    strata_stats_get(db, &st);
+    ck_assert_int_eq(st.background_error, err);
+    strata_close(db);
+    /* a reopen on a healthy disk has every acknowledged write, and nothing of
+       the failed flush or compaction is left referenced or lying around */
+    ck_assert_int_eq(strata_open(dir, NULL, &db), STRATA_OK);
+    for (int i = 0; i < acked; i++) {
+        ck_assert_int_eq(strata_get(db, NULL, k, (size_t)sprintf(k, "key%06d", i), &v, &vl),
+                         STRATA_OK);
+        strata_free(v);
+    }
+    ck_assert_int_eq(strata_put(db, NULL, "more", 4, "x", 1), STRATA_OK);
+    ck_assert_int_eq(strata_close(db), STRATA_OK);
+}
+
+START_TEST(flush_fails_on_full_disk)
+{
+    background_failure(FOP_RENAME, STRATA_NOSPACE, 0);
+}
+END_TEST
+
+START_TEST(directory_sync_fails)
+{
+    /* the first directory sync after arming is the new log's (the memtable
+       switch) or the flushed table's, whichever comes first */
+    background_failure(FOP_SYNC_DIR, STRATA_IO, 0);
+}
+END_TEST
+
+START_TEST(compaction_fails)
+{
+    background_failure(FOP_RENAME, STRATA_IO, 1);
+}
+END_TEST
+
 START_TEST(open_fails_cleanly_at_every_call)
 {
     /* fail each file-system call of an open (of an existing database) in turn:
@@ -583,6 +679,9 @@ int main(void)
     tcase_add_test(tc, failed_fdatasync);
     tcase_add_test(tc, failed_log_write);
     tcase_add_test(tc, full_disk_on_log_write);
+    tcase_add_test(tc, flush_fails_on_full_disk);
+    tcase_add_test(tc, directory_sync_fails);
+    tcase_add_test(tc, compaction_fails);
     tcase_add_test(tc, open_fails_cleanly_at_every_call);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
