@@ -241,7 +241,9 @@ typedef int (*strata_update_fn)(void *ctx, const void *old, size_t old_len, int 
  * is written (at wo's durability; NULL = the default) before any other
  * strata_update of the same key reads it, so concurrent updates of one key are
  * serialised; updates of different keys run in parallel. (Plain puts and
- * deletes of the key are not held back by it.) Returns STRATA_OK, also for KEEP
+ * deletes of the key are not held back by it.) fn may read and write the
+ * database but must not call strata_update itself (it could wait for the lock
+ * it runs under). Returns STRATA_OK, also for KEEP
  * and for DELETE of an absent key; STRATA_INVALID for NULL db/fn, a bad key, an
  * action that is not one of the three, or a SET value that is NULL with non-zero
  * length or too long; or the status of the read or the write. */

@@ -452,7 +452,7 @@ END_TEST
 
 /* ------------------------------------------------------------------ I/O failures */
 
-static int handler_calls, handler_status;
+static atomic_int handler_calls, handler_status; /* set by a background thread */
 
 static void on_error(void *ctx, int status, const char *message)
 {
@@ -571,6 +571,9 @@ static void background_failure(enum fault_op op, int err, int compact)
     }
     ck_assert_int_eq(db_wait_idle(db), err);
     ck_assert_uint_ge(atomic_load(&f.fired), 1);
+    /* the handler runs on the background thread just after writes stop */
+    for (int i = 0; i < 500 && handler_calls == 0; i++)
+        usleep(10000);
     ck_assert_int_eq(handler_calls, 1); /* exactly once */
     ck_assert_int_eq(handler_status, err);
     ck_assert_int_eq(strata_put(db, NULL, "more", 4, "x", 1), STRATA_READONLY);

@@ -250,57 +250,59 @@ static int open_table(struct version_set *vs, struct file_meta *f)
     return st;
 }
 
-/* Writes CURRENT to name manifest number n: temp file, sync, rename, dir sync.
-   *renamed tells whether CURRENT may already name n (even on failure). */
-static int write_current(struct version_set *vs, uint64_t n, int *renamed)
+/* Writes CURRENT in dir to name manifest number n: temp file, sync, rename, dir
+   sync. *renamed tells whether CURRENT may already name n (even on failure). */
+static int write_current(io_env *env, const char *dir, uint64_t n, int *renamed)
 {
     *renamed = 0;
     char tmp[IO_PATH_MAX], cur[IO_PATH_MAX], text[64];
     int len = snprintf(text, sizeof(text), "MANIFEST-%06" PRIu64 "\n", n);
-    int st = io_path(tmp, sizeof(tmp), vs->dir, "CURRENT.tmp");
+    int st = io_path(tmp, sizeof(tmp), dir, "CURRENT.tmp");
     if (st == STRATA_OK)
-        st = io_path(cur, sizeof(cur), vs->dir, "CURRENT");
+        st = io_path(cur, sizeof(cur), dir, "CURRENT");
     if (st != STRATA_OK)
         return st;
     int fd;
-    st = vs->env->open(vs->env, tmp, IO_WRITE | IO_CREATE | IO_TRUNCATE, &fd);
+    st = env->open(env, tmp, IO_WRITE | IO_CREATE | IO_TRUNCATE, &fd);
     if (st != STRATA_OK)
         return st;
-    st = vs->env->pwrite(vs->env, fd, text, (size_t)len, 0);
+    st = env->pwrite(env, fd, text, (size_t)len, 0);
     if (st == STRATA_OK)
-        st = vs->env->sync(vs->env, fd);
-    int cst = vs->env->close(vs->env, fd);
+        st = env->sync(env, fd);
+    int cst = env->close(env, fd);
     if (st == STRATA_OK)
         st = cst;
     if (st == STRATA_OK) {
-        st = vs->env->rename(vs->env, tmp, cur);
+        st = env->rename(env, tmp, cur);
         *renamed = st == STRATA_OK;
     }
     if (st == STRATA_OK)
-        st = vs->env->sync_dir(vs->env, vs->dir);
+        st = env->sync_dir(env, dir);
     if (st != STRATA_OK && !*renamed)
-        vs->env->unlink(vs->env, tmp);
+        env->unlink(env, tmp);
     return st;
 }
 
-/* Encodes the whole current state as one edit (files borrowed, not copied). */
-static int snapshot_encode(struct version_set *vs, uint8_t **buf, size_t *len)
+/* Encodes the state made of v and the three fields as one edit (files
+   borrowed, not copied). */
+static int snapshot_encode(const struct version *v, uint64_t log_number, uint64_t next_file,
+                           uint64_t last_seq, uint8_t **buf, size_t *len)
 {
     struct version_edit e;
     edit_init(&e);
     e.has_log_number = e.has_next_file = e.has_last_seq = 1;
-    e.log_number = vs->log_number;
-    e.next_file = atomic_load(&vs->next_file);
-    e.last_seq = vs->last_seq;
+    e.log_number = log_number;
+    e.next_file = next_file;
+    e.last_seq = last_seq;
     size_t total = 0;
     for (int l = 0; l < NUM_LEVELS; l++)
-        total += vs->current->nfiles[l];
+        total += v->nfiles[l];
     e.added = mem_alloc((total ? total : 1) * sizeof(*e.added));
     if (!e.added)
         return ERR_NOMEM();
     for (int l = 0; l < NUM_LEVELS; l++)
-        for (size_t i = 0; i < vs->current->nfiles[l]; i++)
-            e.added[e.nadded++] = (struct edit_file){.level = l, .f = vs->current->files[l][i]};
+        for (size_t i = 0; i < v->nfiles[l]; i++)
+            e.added[e.nadded++] = (struct edit_file){.level = l, .f = v->files[l][i]};
     int st = edit_encode(&e, buf, len);
     mem_free(e.added);
     return st;
@@ -315,7 +317,8 @@ static int start_manifest(struct version_set *vs)
     manifest_name(name, sizeof(name), number);
     uint8_t *buf;
     size_t len;
-    int st = snapshot_encode(vs, &buf, &len);
+    int st = snapshot_encode(vs->current, vs->log_number, atomic_load(&vs->next_file), vs->last_seq,
+                             &buf, &len);
     if (st != STRATA_OK)
         return st;
     struct wal_writer *w;
@@ -326,7 +329,7 @@ static int start_manifest(struct version_set *vs)
         if (st == STRATA_OK)
             st = wal_writer_sync(w);
         if (st == STRATA_OK)
-            st = write_current(vs, number, &renamed);
+            st = write_current(vs->env, vs->dir, number, &renamed);
         if (st != STRATA_OK) {
             wal_writer_close(w, 0);
             /* Once CURRENT may name the new MANIFEST, both it and the old one
@@ -351,6 +354,47 @@ static int start_manifest(struct version_set *vs)
     vs->manifest_number = number;
     infolog_printf(vs->log, "manifest: started %s (%zu bytes of snapshot)", name, len);
     return STRATA_OK;
+}
+
+int vset_write_checkpoint_manifest(struct version_set *vs, const struct version *v,
+                                   uint64_t log_number, uint64_t last_seq, const char *dir)
+{
+    /* A number of the live set: unique among its files, so among the tables of
+       v too, and below next_file as the snapshot records it. */
+    uint64_t number = vset_new_file_number(vs);
+    char name[48], path[IO_PATH_MAX];
+    manifest_name(name, sizeof(name), number);
+    int st = io_path(path, sizeof(path), dir, name);
+    if (st != STRATA_OK)
+        return st;
+    uint8_t *buf;
+    size_t len;
+    st = snapshot_encode(v, log_number, atomic_load(&vs->next_file), last_seq, &buf, &len);
+    if (st != STRATA_OK)
+        return st;
+    struct wal_writer *w;
+    st = wal_writer_create_named(vs->env, dir, name, number, &w);
+    if (st == STRATA_OK) {
+        st = wal_writer_add(w, buf, len);
+        if (st == STRATA_OK)
+            st = wal_writer_sync(w);
+        int cst = wal_writer_close(w, 0);
+        if (st == STRATA_OK)
+            st = cst;
+        int renamed = 0;
+        if (st == STRATA_OK)
+            st = write_current(vs->env, dir, number, &renamed);
+        if (st != STRATA_OK) {
+            /* Unlike a live switch there is no older MANIFEST to fall back on:
+               the caller discards dir, so take both files away. */
+            char cur[IO_PATH_MAX];
+            if (renamed && io_path(cur, sizeof(cur), dir, "CURRENT") == STRATA_OK)
+                vs->env->unlink(vs->env, cur);
+            vs->env->unlink(vs->env, path);
+        }
+    }
+    mem_free(buf);
+    return st;
 }
 
 /* ------------------------------------------------------------------ recovery */

@@ -106,6 +106,18 @@ void vset_close(struct version_set *vs);
  * later calls return the error. Fills in next_file and last_seq if unset. */
 int vset_apply(struct version_set *vs, struct version_edit *e, uint64_t last_seq);
 
+/* Makes dir an openable database holding v: writes a new MANIFEST there whose
+ * one record is a snapshot of v with log_number and last_seq (next file: above
+ * every number vs handed out, the new MANIFEST's own included), then a CURRENT
+ * naming it (temp file, sync, rename, directory sync). dir must exist and hold
+ * every table of v already, contents and entries durable (a checkpoint's hard
+ * links or copies). vs is not changed beyond using up one file number, so this
+ * may run while other threads apply edits; the caller keeps v referenced. On
+ * failure the MANIFEST and CURRENT are removed again (best effort). Returns
+ * STRATA_OK, STRATA_NOMEM or an I/O status. */
+int vset_write_checkpoint_manifest(struct version_set *vs, const struct version *v,
+                                   uint64_t log_number, uint64_t last_seq, const char *dir);
+
 /* The current version with a reference the caller drops with version_unref. */
 struct version *vset_current(struct version_set *vs);
 void version_ref(struct version *v);

@@ -29,6 +29,8 @@ enum writer_kind {
 #define MAX_IMMUTABLE 2
 /* Compaction worker threads, at most. */
 #define MAX_COMPACTORS 8
+/* Lock stripes of strata_update (db_update.c). */
+#define UPDATE_STRIPES 64
 
 /* One caller of db_write waiting in the queue (lives on the caller's stack). */
 struct writer {
@@ -84,6 +86,9 @@ struct strata_db {
        manual compaction): vset_apply is single-threaded. */
     uv_mutex_t apply_mu;
 
+    /* strata_update holds the stripe of its key across read and write (db_update.c). */
+    uv_mutex_t update_mu[UPDATE_STRIPES];
+
     /* Owned by the commit leader. */
     struct wal_writer *wal;
     uint64_t wal_number;
@@ -130,6 +135,10 @@ int db_sync(strata_db *db);
 int db_flush(strata_db *db);
 int db_syncer_start(strata_db *db);
 void db_syncer_stop(strata_db *db);
+
+/* strata_update's lock stripes (db_update.c): created in db_open, destroyed in db_free. */
+void db_update_init(strata_db *db);
+void db_update_destroy(strata_db *db);
 
 /* Memtable switching and flushing (db_flush.c). */
 

@@ -8,7 +8,8 @@
  *
  * Every call returns STRATA_OK or a negative status: STRATA_NOTFOUND when a path
  * does not exist, STRATA_NOSPACE for a full disk or quota, STRATA_BUSY for a lock
- * held elsewhere, STRATA_NOMEM, and STRATA_IO for any other failure.
+ * held elsewhere, STRATA_NOMEM, and STRATA_IO for any other failure; link may
+ * also return IO_NOLINK.
  *
  * Durability protocol the engine follows (and a simulated file system checks):
  * data written with pwrite is durable only after sync(fd); a created, renamed or
@@ -29,6 +30,12 @@ enum {
     IO_TRUNCATE = 8,  /* truncate to zero length on open */
 };
 
+/* What link returns when the file system cannot give the file a second name
+ * (the two paths are on different file systems, or it has no hard links):
+ * nothing was done and the caller copies instead. Internal to strata: no public
+ * call returns it. Outside the range of the public STRATA_* statuses. */
+#define IO_NOLINK (-100)
+
 typedef struct io_env io_env;
 
 struct io_env {
@@ -45,6 +52,13 @@ struct io_env {
     int (*rename)(io_env *env, const char *from, const char *to);
     int (*unlink)(io_env *env, const char *path);
     int (*mkdir)(io_env *env, const char *path); /* STRATA_OK if it already exists */
+    /* Removes the empty directory path (STRATA_IO if it is not empty). */
+    int (*rmdir)(io_env *env, const char *path);
+    /* Gives the existing file from a second name, to (a hard link: both names
+       reach the same bytes). STRATA_INVALID if to exists, STRATA_NOTFOUND if from
+       or to's directory does not, IO_NOLINK if this file system cannot do it.
+       The new entry is durable only after sync_dir of to's directory. */
+    int (*link)(io_env *env, const char *from, const char *to);
     /* Lists the names in dir (no "." or ".."). *names is an array of *count
        strings; free it with io_free_list. */
     int (*list)(io_env *env, const char *dir, char ***names, size_t *count);

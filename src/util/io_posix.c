@@ -170,6 +170,31 @@ static int px_mkdir(io_env *env, const char *path)
     return from_errno(errno);
 }
 
+static int px_rmdir(io_env *env, const char *path)
+{
+    (void)env;
+    if (rmdir(path) == 0)
+        return STRATA_OK;
+    /* POSIX allows either for a directory that is not empty. */
+    if (errno == ENOTEMPTY || errno == EEXIST)
+        return ERR_IO();
+    return from_errno(errno);
+}
+
+static int px_link(io_env *env, const char *from, const char *to)
+{
+    (void)env;
+    if (link(from, to) == 0)
+        return STRATA_OK;
+    int e = errno;
+    /* Not an error of the file, only of the idea of a second name: across file
+       systems (EXDEV), a file system without hard links (EPERM on Linux,
+       ENOTSUP elsewhere), or a file with the most links it may have. */
+    if (e == EXDEV || e == EPERM || e == EMLINK || e == ENOTSUP || e == EOPNOTSUPP)
+        return IO_NOLINK;
+    return from_errno(e);
+}
+
 static int px_list(io_env *env, const char *dir, char ***names, size_t *count)
 {
     (void)env;
@@ -246,6 +271,8 @@ static io_env posix_env = {
     .rename = px_rename,
     .unlink = px_unlink,
     .mkdir = px_mkdir,
+    .rmdir = px_rmdir,
+    .link = px_link,
     .list = px_list,
     .lock = px_lock,
     .unlock = px_unlock,

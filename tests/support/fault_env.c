@@ -90,6 +90,16 @@ static int f_mkdir(io_env *env, const char *path)
     PASS(FOP_MKDIR, F(env)->base->mkdir(F(env)->base, path));
 }
 
+static int f_rmdir(io_env *env, const char *path)
+{
+    PASS(FOP_RMDIR, F(env)->base->rmdir(F(env)->base, path));
+}
+
+static int f_link(io_env *env, const char *from, const char *to)
+{
+    PASS(FOP_LINK, F(env)->base->link(F(env)->base, from, to));
+}
+
 static int f_list(io_env *env, const char *dir, char ***names, size_t *count)
 {
     PASS(FOP_LIST, F(env)->base->list(F(env)->base, dir, names, count));
@@ -121,6 +131,8 @@ void fault_env_init(struct fault_env *f, io_env *base)
         .rename = f_rename,
         .unlink = f_unlink,
         .mkdir = f_mkdir,
+        .rmdir = f_rmdir,
+        .link = f_link,
         .list = f_list,
         .lock = f_lock,
         .unlock = f_unlock,

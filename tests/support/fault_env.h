@@ -26,6 +26,8 @@ enum fault_op {
     FOP_LIST,
     FOP_LOCK,
     FOP_UNLOCK,
+    FOP_LINK,
+    FOP_RMDIR,
     FOP_COUNT
 };
 

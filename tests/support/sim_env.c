@@ -7,8 +7,9 @@
  * current bytes and remember which pages are dirty, the smallest size a
  * truncate left, and the undo record of the node's last pwrite; sync copies the
  * current bytes to the durable ones and forgets all three. Directory calls
- * change current bindings only; sync_dir copies the current bindings of its
- * entries to the durable ones. sim_env_crash computes, for every entry and
+ * (a hard link too: a second entry bound to the same node) change current
+ * bindings only; sync_dir copies the current bindings of its entries to the
+ * durable ones. sim_env_crash computes, for every entry and
  * node, what survives under the chosen mode, makes that both the current and
  * the durable state, and drops nodes no entry reaches any more.
  *
@@ -1158,6 +1159,46 @@ static int s_mkdir(io_env *env, const char *path)
     LOCKED_CALL(mkdir_locked(s_, path));
 }
 
+static int rmdir_locked(struct sim_env *s, const char *path)
+{
+    struct entry *e = find_entry(s, path);
+    if (!e || !e->cur)
+        return STRATA_NOTFOUND;
+    if (!e->cur->is_dir)
+        return STRATA_IO;
+    for (size_t i = 0; i < s->nentries; i++)
+        if (s->entries[i].cur && parent_is(s->entries[i].path, path))
+            return STRATA_IO; /* not empty */
+    e->cur = NULL;
+    gc(s);
+    return STRATA_OK;
+}
+
+static int s_rmdir(io_env *env, const char *path)
+{
+    LOCKED_CALL(rmdir_locked(s_, path));
+}
+
+/* A hard link: a second entry bound to the node of from. Like every entry, it
+   is durable only after sync_dir of its directory. */
+static int link_locked(struct sim_env *s, const char *from, const char *to)
+{
+    struct node *n = lookup(s, from);
+    if (!n || !parent_exists(s, to))
+        return STRATA_NOTFOUND;
+    if (n->is_dir)
+        return STRATA_IO;
+    if (lookup(s, to))
+        return STRATA_INVALID;
+    get_entry(s, to)->cur = n;
+    return STRATA_OK;
+}
+
+static int s_link(io_env *env, const char *from, const char *to)
+{
+    LOCKED_CALL(link_locked(s_, from, to));
+}
+
 static int list_locked(struct sim_env *s, const char *dir, char ***names, size_t *count)
 {
     if (!dir_exists(s, dir))
@@ -1239,6 +1280,8 @@ static struct sim_env *alloc_env(void)
         .rename = s_rename,
         .unlink = s_unlink,
         .mkdir = s_mkdir,
+        .rmdir = s_rmdir,
+        .link = s_link,
         .list = s_list,
         .lock = s_lock,
         .unlock = s_unlock,

@@ -4,7 +4,8 @@
  *
  * Every file has its current bytes and its durable bytes (those covered by the
  * last sync of the file); every directory entry has its current binding (name ->
- * file) and its durable binding (as of the last sync_dir of its directory). A
+ * file) and its durable binding (as of the last sync_dir of its directory); a
+ * hard link (io_env.link) is one more entry bound to the same file. A
  * simulated power cut, sim_env_crash, replaces the current state by one that a
  * Linux file system without data=ordered could leave behind, chosen by a mode
  * and a seed. sim_env_crash_after makes the machine "die" at a chosen call: from
