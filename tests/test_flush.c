@@ -325,27 +325,6 @@ END_TEST
 
 /* ------------------------------------------------------------------ damage */
 
-static long read_all(const char *path, unsigned char **data)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_ptr_nonnull(f);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    *data = malloc((size_t)n + 1);
-    ck_assert_int_eq(fread(*data, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    return n;
-}
-
-static void write_all(const char *path, const unsigned char *d, long n)
-{
-    FILE *f = fopen(path, "wb");
-    ck_assert_ptr_nonnull(f);
-    ck_assert_int_eq(fwrite(d, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-}
-
 /* The name of the one file in d ending in suffix (or starting with prefix). */
 static void find_file(const char *d, const char *prefix, const char *suffix, char *out, size_t cap)
 {
@@ -394,13 +373,13 @@ static void stage(const char *name, const unsigned char *img, long n)
             continue;
         snprintf(to, sizeof(to), "%s/%s", work, e->d_name);
         if (!strcmp(e->d_name, name)) {
-            write_all(to, img, n);
+            tu_write_file(to, img, n);
             continue;
         }
         snprintf(from, sizeof(from), "%s/%s", dir, e->d_name);
         unsigned char *d;
-        long len = read_all(from, &d);
-        write_all(to, d, len);
+        long len = tu_read_file(from, &d);
+        tu_write_file(to, d, len);
         free(d);
     }
     closedir(dp);
@@ -436,7 +415,7 @@ START_TEST(damaged_table)
     find_file(dir, "", ".sst", name, sizeof(name));
     snprintf(path, sizeof(path), "%s/%s", dir, name);
     unsigned char *d;
-    long n = read_all(path, &d);
+    long n = tu_read_file(path, &d);
     const unsigned char *ft = d + n - 72; /* footer: doc/table_format.md */
     long filter = (long)get_u64(ft), index = (long)get_u64(ft + 16),
          props = (long)get_u64(ft + 32);
@@ -486,7 +465,7 @@ START_TEST(damaged_manifest)
     find_file(dir, "MANIFEST-", "", name, sizeof(name));
     snprintf(path, sizeof(path), "%s/%s", dir, name);
     unsigned char *d;
-    long n = read_all(path, &d);
+    long n = tu_read_file(path, &d);
     unsigned char *img = malloc((size_t)n);
     int detected = 0;
     for (long off = 0; off < n; off++) {

@@ -88,27 +88,6 @@ static void crash_after_batches(int n, int nsync)
     ck_assert(WIFSIGNALED(status));
 }
 
-static long read_file(const char *path, unsigned char **data)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_ptr_nonnull(f);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    *data = malloc((size_t)n + 1);
-    ck_assert_int_eq(fread(*data, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    return n;
-}
-
-static void write_file(const char *path, const unsigned char *data, long n)
-{
-    FILE *f = fopen(path, "wb");
-    ck_assert_ptr_nonnull(f);
-    ck_assert_int_eq(fwrite(data, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-}
-
 /* Parses the record layout of a log image. */
 static int parse_records(const unsigned char *d, long n, struct record *r)
 {
@@ -158,13 +137,13 @@ static void stage(const unsigned char *d, long n)
         snprintf(from, sizeof(from), "%s/%s", dir, e->d_name);
         snprintf(to, sizeof(to), "%s/%s", work, e->d_name);
         unsigned char *data;
-        long len = read_file(from, &data);
-        write_file(to, data, len);
+        long len = tu_read_file(from, &data);
+        tu_write_file(to, data, len);
         free(data);
     }
     closedir(dp);
     snprintf(to, sizeof(to), "%s/%s", work, log_name);
-    write_file(to, d, n);
+    tu_write_file(to, d, n);
 }
 
 /* Opens the work directory and checks that exactly batches [0, expect) are
@@ -222,7 +201,7 @@ static long load_log(unsigned char **d, struct record *r, int *nrec)
     char path[4300];
     find_log(dir, log_name, sizeof(log_name));
     snprintf(path, sizeof(path), "%s/%s", dir, log_name);
-    long n = read_file(path, d);
+    long n = tu_read_file(path, d);
     *nrec = parse_records(*d, n, r);
     ck_assert_int_gt(*nrec, 0);
     ck_assert_int_eq(r[*nrec - 1].end, n); /* the parse covers the whole file */
@@ -266,7 +245,7 @@ START_TEST(log_reports_dropped_bytes)
     char path[4300];
     snprintf(path, sizeof(path), "%s/LOG", work);
     unsigned char *log;
-    long n = read_file(path, &log);
+    long n = tu_read_file(path, &log);
     log[n] = 0;
     char want[64];
     snprintf(want, sizeof(want), "dropped %ld bytes", r[2].end - 5 - r[1].end);

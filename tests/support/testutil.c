@@ -78,3 +78,25 @@ long long tu_file_size(const char *path)
         return -1;
     return (long long)st.st_size;
 }
+
+long tu_read_file(const char *path, unsigned char **data)
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "open %s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    *data = malloc((size_t)n + 1);
+    ck_assert_ptr_nonnull(*data);
+    ck_assert_int_eq(fread(*data, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    return n;
+}
+
+void tu_write_file(const char *path, const unsigned char *data, long n)
+{
+    FILE *f = fopen(path, "wb");
+    ck_assert_msg(f != NULL, "create %s", path);
+    ck_assert_int_eq(fwrite(data, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+}

@@ -28,4 +28,11 @@ uint64_t tu_rand(uint64_t *state);
 /* Size of a file in bytes, or -1. */
 long long tu_file_size(const char *path);
 
+/* Reads a whole file into a malloc'd buffer (one spare byte at the end, so
+   text can be NUL-terminated) and returns its size. Aborts the test on error. */
+long tu_read_file(const char *path, unsigned char **data);
+
+/* Creates or replaces path with data[0..n). Aborts the test on error. */
+void tu_write_file(const char *path, const unsigned char *data, long n);
+
 #endif
