@@ -1,8 +1,7 @@
 /*
  * bench_strata.c - strata-bench's adapter for strata, through include/strata.h
- * only. strata has no iterators yet, so the iterator slots are NULL and the
- * scan workloads report "skipped"; adding them later is one function per slot.
- * Write amplification comes from strata_stats_get.
+ * only: reads, writes, batches and iterators (readseq, readreverse,
+ * seekrandom). Write amplification comes from strata_stats_get.
  */
 #include "bench_engine.h"
 
@@ -179,6 +178,70 @@ static int stats(void *db, struct bench_engine_stats *out)
     return BENCH_OK;
 }
 
+/* ------------------------------------------------------------------ iterators */
+
+static void *iter_new(void *db, char *err)
+{
+    strata_iter *it = strata_iter_new(db, NULL);
+    if (!it)
+        snprintf(err, BENCH_ERRLEN, "strata_iter_new: out of memory");
+    return it;
+}
+
+static void iter_seek_first(void *it)
+{
+    strata_iter_first(it);
+}
+
+static void iter_seek_last(void *it)
+{
+    strata_iter_last(it);
+}
+
+static void iter_seek(void *it, const void *key, size_t klen)
+{
+    strata_iter_seek(it, key, klen);
+}
+
+static int iter_valid(void *it)
+{
+    return strata_iter_valid(it);
+}
+
+static void iter_next(void *it)
+{
+    strata_iter_next(it);
+}
+
+static void iter_prev(void *it)
+{
+    strata_iter_prev(it);
+}
+
+static const void *iter_key(void *it, size_t *klen)
+{
+    return strata_iter_key(it, klen);
+}
+
+static const void *iter_value(void *it, size_t *vlen)
+{
+    return strata_iter_value(it, vlen);
+}
+
+static int iter_status(void *it, char *err)
+{
+    int st = strata_iter_status(it);
+    if (st == STRATA_OK)
+        return BENCH_OK;
+    snprintf(err, BENCH_ERRLEN, "strata iterator: %s", strata_strerror(st));
+    return BENCH_ERROR;
+}
+
+static void iter_free(void *it)
+{
+    strata_iter_free(it);
+}
+
 const struct bench_engine bench_strata_engine = {
     .name = "strata",
     .version = version,
@@ -191,17 +254,16 @@ const struct bench_engine bench_strata_engine = {
     .del = del,
     .write_batch = write_batch,
     .sync = sync_db,
-    /* No iterators in strata.h yet: readseq, readreverse and seekrandom skip. */
-    .iter_new = NULL,
-    .iter_seek_first = NULL,
-    .iter_seek_last = NULL,
-    .iter_seek = NULL,
-    .iter_valid = NULL,
-    .iter_next = NULL,
-    .iter_prev = NULL,
-    .iter_key = NULL,
-    .iter_value = NULL,
-    .iter_status = NULL,
-    .iter_free = NULL,
+    .iter_new = iter_new,
+    .iter_seek_first = iter_seek_first,
+    .iter_seek_last = iter_seek_last,
+    .iter_seek = iter_seek,
+    .iter_valid = iter_valid,
+    .iter_next = iter_next,
+    .iter_prev = iter_prev,
+    .iter_key = iter_key,
+    .iter_value = iter_value,
+    .iter_status = iter_status,
+    .iter_free = iter_free,
     .stats = stats,
 };
