@@ -14,5 +14,5 @@ fi
 ninja -C build-release
 dir=$(mktemp -d /tmp/strata-bench-XXXXXX)
 trap 'rm -rf "$dir"' EXIT
-./build-release/bench/strata-bench --engine=all --db="$dir" --num=300000 \
-    --benchmarks=fillseq,fillrandom,overwrite,readrandom,readmissing,deleterandom,fillsync "$@"
+./build-release/bench/strata-bench --engine=all --db="$dir" --num=500000 \
+    --benchmarks=fillseq,fillrandom,overwrite,readrandom,readmissing,readseq,readreverse,seekrandom,deleterandom,fillsync "$@"
