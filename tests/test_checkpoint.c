@@ -679,7 +679,7 @@ START_TEST(power_cut_at_every_call)
     sim_env_free(s);
     ck_assert_uint_gt(calls, 5);
 
-    unsigned long complete = 0;
+    unsigned long complete = 0, cut_short = 0;
     for (unsigned long k = 0; k < calls; k++) {
         s = sim_env_new();
         struct model mk;
@@ -688,20 +688,27 @@ START_TEST(power_cut_at_every_call)
         ck_assert_int_eq(db_wait_idle(db), STRATA_OK);
         sim_env_crash_after(s, k);
         int st = strata_checkpoint(db, SIM_CP);
-        ck_assert_msg(st != STRATA_OK || k + 1 >= calls, "call %lu: the checkpoint succeeded", k);
+        /* Background work (a compaction the flush set off) may make fewer
+           calls than in the measured run, so a late cut can come after the
+           checkpoint's last call: then it must be whole (checked below). */
+        cut_short += st != STRATA_OK;
         strata_close(db); /* fails: the machine is dead */
         sim_env_crash(s, SIM_KEEP_SOME, seed + k);
         if (sim_env_exists(s, SIM_CP "/CURRENT")) {
             expect_checkpoint(SIM_CP, sim_env_io(s), &mk);
             complete++;
+        } else {
+            ck_assert_msg(st != STRATA_OK, "call %lu: a checkpoint that succeeded has no CURRENT",
+                          k);
         }
         db = open_on(SIM_DB, sim_env_io(s));
         expect_model(db, &mk, "original after the cut");
         ck_assert_int_eq(strata_close(db), STRATA_OK);
         sim_env_free(s);
     }
-    fprintf(stderr, "power_cut_at_every_call: %lu cut points, %lu left a whole checkpoint\n", calls,
-            complete);
+    fprintf(stderr, "power_cut_at_every_call: %lu cut points, %lu cut the checkpoint short, %lu left a whole checkpoint\n",
+            calls, cut_short, complete);
+    ck_assert_uint_ge(cut_short, calls / 2); /* the cuts did land in the checkpoint */
 }
 END_TEST
 

@@ -279,13 +279,18 @@ struct compaction *compaction_pick(struct version *v, const struct compaction_op
 
 struct compaction *compaction_manual(struct version *v, int level, const void *begin,
                                      size_t blen, const void *end, size_t elen,
-                                     struct compaction **running, size_t nrunning, int *busy)
+                                     struct compaction **running, size_t nrunning, int *busy,
+                                     int *status)
 {
     *busy = 0;
+    /* nomem sweep: NULL for lack of memory used to read as "nothing to do". */
+    *status = STRATA_OK;
     size_t n = 0;
     struct file_meta **pick = mem_alloc((v->nfiles[level] ? v->nfiles[level] : 1) * sizeof(*pick));
-    if (!pick)
+    if (!pick) {
+        *status = ERR_NOMEM();
         return NULL;
+    }
     for (size_t i = 0; i < v->nfiles[level]; i++) {
         struct file_meta *f = v->files[level][i];
         /* Level 0 whole (invariant 2); other levels by range. */
@@ -298,6 +303,8 @@ struct compaction *compaction_manual(struct version *v, int level, const void *b
     struct compaction *c = NULL;
     if (n && !*busy)
         c = make(v, level, level + 1, pick, n, running, nrunning, "manual", busy);
+    if (n && !c && !*busy)
+        *status = ERR_NOMEM(); /* make() fails only on conflict or for lack of memory */
     mem_free(pick);
     if (c)
         c->trivial_move = 0; /* a manual compaction rewrites, dropping what it can */

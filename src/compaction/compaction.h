@@ -61,10 +61,12 @@ struct compaction *compaction_pick(struct version *v, const struct compaction_op
 
 /* A compaction of every file of `level` overlapping [begin, end] (NULL = open)
  * into level + 1, or NULL when level holds no such file, when one of them is
- * busy (*busy set), or when out of memory. */
+ * busy (*busy set), or when out of memory (*status = STRATA_NOMEM; otherwise
+ * *status = STRATA_OK). */
 struct compaction *compaction_manual(struct version *v, int level, const void *begin,
                                      size_t blen, const void *end, size_t elen,
-                                     struct compaction **running, size_t nrunning, int *busy);
+                                     struct compaction **running, size_t nrunning, int *busy,
+                                     int *status);
 
 /* Counters a run adds to. */
 struct compaction_stats {

@@ -118,6 +118,17 @@ static int edit_deletes(const struct version_edit *e, int level, uint64_t number
     return 0;
 }
 
+/* Drops a version built from e that will not be installed, leaving e's files
+   to e (edit_clear frees them): unref alone would free them under e. */
+static void version_discard(struct version *v, const struct version_edit *e)
+{
+    for (size_t i = 0; i < e->nadded; i++)
+        atomic_fetch_add(&e->added[i].f->refs, 1);
+    version_unref(v);
+    for (size_t i = 0; i < e->nadded; i++)
+        atomic_fetch_sub(&e->added[i].f->refs, 1);
+}
+
 /* base + e -> a new version (base may be NULL). Does not touch e. */
 static int version_build(struct version_set *vs, const struct version *base,
                          const struct version_edit *e, struct version **out)
@@ -129,7 +140,7 @@ static int version_build(struct version_set *vs, const struct version *base,
         size_t cap = (base ? base->nfiles[l] : 0) + e->nadded;
         v->files[l] = mem_alloc((cap ? cap : 1) * sizeof(*v->files[l]));
         if (!v->files[l]) {
-            version_unref(v);
+            version_discard(v, e); /* nomem sweep: plain unref freed e's files under e */
             return ERR_NOMEM();
         }
         for (size_t i = 0; base && i < base->nfiles[l]; i++) {
@@ -151,7 +162,7 @@ static int version_build(struct version_set *vs, const struct version *base,
     }
     int st = version_check(v);
     if (st != STRATA_OK) {
-        version_unref(v);
+        version_discard(v, e); /* as above: e still owns its files */
         return st;
     }
     *out = v;
@@ -685,7 +696,7 @@ int vset_apply(struct version_set *vs, struct version_edit *e, uint64_t last_seq
     size_t len;
     st = edit_encode(e, &buf, &len);
     if (st != STRATA_OK) {
-        version_unref(v);
+        version_discard(v, e); /* nomem sweep: plain unref freed e's files under e */
         return st;
     }
     st = wal_writer_add(vs->manifest, buf, len);
@@ -697,11 +708,7 @@ int vset_apply(struct version_set *vs, struct version_edit *e, uint64_t last_seq
            after it. The caller stops writes. */
         vs->error = st;
         /* v holds references to e's files; dropping v must not free them. */
-        for (size_t i = 0; i < e->nadded; i++)
-            atomic_fetch_add(&e->added[i].f->refs, 1);
-        version_unref(v);
-        for (size_t i = 0; i < e->nadded; i++)
-            atomic_fetch_sub(&e->added[i].f->refs, 1);
+        version_discard(v, e);
         return st;
     }
     vs->log_number = e->log_number;

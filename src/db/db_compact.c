@@ -233,15 +233,19 @@ int strata_compact_range(strata_db *db, const void *begin, size_t blen, const vo
             st = STRATA_READONLY;
             break;
         }
-        int busy = 0;
+        int busy = 0, mst = STRATA_OK;
         struct version *v = vset_current(db->vs);
         struct compaction *c = NULL;
         if (db->nrunning < MAX_COMPACTORS + 1)
             c = compaction_manual(v, level, begin, blen, end, elen, db->running, db->nrunning,
-                                  &busy);
+                                  &busy, &mst);
         else
             busy = 1;
         version_unref(v);
+        if (mst != STRATA_OK) {
+            st = mst; /* nomem sweep: was skipped as an empty level, returning OK */
+            break;
+        }
         if (!c && busy) {
             uv_cond_wait(&db->bg_cv, &db->mu);
             continue;

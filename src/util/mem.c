@@ -10,6 +10,12 @@
 
 static atomic_ulong fail_countdown; /* 0 = off */
 static atomic_int fail_sticky;
+static atomic_ulong alloc_count;
+
+unsigned long mem_alloc_count(void)
+{
+    return atomic_load_explicit(&alloc_count, memory_order_relaxed);
+}
 
 void mem_fail_at(unsigned long n, int sticky)
 {
@@ -19,6 +25,7 @@ void mem_fail_at(unsigned long n, int sticky)
 
 static int should_fail(void)
 {
+    atomic_fetch_add_explicit(&alloc_count, 1, memory_order_relaxed);
     unsigned long c = atomic_load_explicit(&fail_countdown, memory_order_relaxed);
     if (c == 0)
         return 0;
