@@ -57,7 +57,7 @@ struct bench_engine_stats {
 };
 
 struct bench_engine {
-    const char *name;            /* "strata", "leveldb", "rocksdb": also the sub-directory */
+    const char *name;             /* "strata", "leveldb", "rocksdb": also the sub-directory */
     const char *(*version)(void); /* static string */
     /* A caveat about the engine's build (assertions on), printed beside every
        figure of the engine; NULL when there is none. Static string. */

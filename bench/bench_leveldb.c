@@ -54,8 +54,8 @@ static const char *note(void)
 static int check(const struct bench_config *cfg, char *err)
 {
     if (cfg->compression == BENCH_COMPRESSION_ZSTD) {
-        snprintf(err, BENCH_ERRLEN,
-                 "LevelDB %s's C API offers only snappy compression, not zstd", version());
+        snprintf(err, BENCH_ERRLEN, "LevelDB %s's C API offers only snappy compression, not zstd",
+                 version());
         return BENCH_ERROR;
     }
     return BENCH_OK;

@@ -101,7 +101,7 @@ static unsigned bucket_of(uint64_t ns)
     if (ns < 64)
         return (unsigned)ns;
     unsigned msb = 63u - (unsigned)__builtin_clzll(ns);
-    unsigned e = msb - 5; /* >= 1 */
+    unsigned e = msb - 5;             /* >= 1 */
     unsigned m = (unsigned)(ns >> e); /* 32..63 */
     return 64 + (e - 1) * 32 + (m - 32);
 }

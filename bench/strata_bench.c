@@ -51,16 +51,19 @@ struct bench_def {
 
 static const struct bench_def bench_defs[] = {
     {"fillseq", K_FILLSEQ, F_FRESH | F_WRITES, "write num values in key order into a new db"},
-    {"fillrandom", K_FILLRANDOM, F_FRESH | F_WRITES, "write num values in random key order into a new db"},
+    {"fillrandom", K_FILLRANDOM, F_FRESH | F_WRITES,
+     "write num values in random key order into a new db"},
     {"overwrite", K_OVERWRITE, F_WRITES, "overwrite num values in random key order"},
-    {"fillsync", K_FILLSYNC, F_FRESH | F_WRITES, "write num/1000 values in random order, fdatasync each, new db"},
+    {"fillsync", K_FILLSYNC, F_FRESH | F_WRITES,
+     "write num/1000 values in random order, fdatasync each, new db"},
     {"readrandom", K_READRANDOM, 0, "read reads keys in random order"},
     {"readmissing", K_READMISSING, 0, "read reads keys that are absent (key + \".\")"},
     {"readseq", K_READSEQ, F_ITER, "read reads entries forward with an iterator"},
     {"readreverse", K_READREVERSE, F_ITER, "read reads entries backward with an iterator"},
     {"seekrandom", K_SEEKRANDOM, F_ITER, "reads seeks to random keys, a new iterator each"},
     {"deleterandom", K_DELETERANDOM, F_WRITES, "delete num keys in random order"},
-    {"readwhilewriting", K_READWHILEWRITING, 0, "readrandom on --threads threads while one more thread overwrites"},
+    {"readwhilewriting", K_READWHILEWRITING, 0,
+     "readrandom on --threads threads while one more thread overwrites"},
 };
 #define N_DEFS (sizeof(bench_defs) / sizeof(bench_defs[0]))
 
@@ -78,8 +81,9 @@ static const struct bench_engine *const built_engines[] = {
 /* ---------------------------------------------------------------- settings */
 
 #define MAX_BENCHMARKS 64
-#define DEFAULT_BENCHMARKS \
-    "fillseq,fillsync,fillrandom,overwrite,readrandom,readrandom,readseq,readreverse,seekrandom,readmissing,deleterandom"
+#define DEFAULT_BENCHMARKS                                                                         \
+    "fillseq,fillsync,fillrandom,overwrite,readrandom,readrandom,readseq,readreverse,seekrandom,"  \
+    "readmissing,deleterandom"
 
 static struct bench_config cfg = {
     .num = 1000000,
@@ -192,8 +196,8 @@ static void do_writes(struct worker *w, int seq, int del, int sync)
         if (should_stop(w))
             break;
         for (int64_t j = 0; j < e; j++) {
-            uint64_t k = seq ? (uint64_t)(w->first + i + j)
-                             : bench_rand_uniform(&w->rnd, (uint64_t)cfg.num);
+            uint64_t k =
+                seq ? (uint64_t)(w->first + i + j) : bench_rand_uniform(&w->rnd, (uint64_t)cfg.num);
             char *key = w->keys + j * (ks + 1);
             bench_key(key, ks, k);
             w->ops[j].key = key;
@@ -653,8 +657,8 @@ static int run_benchmark(const struct bench_engine *eng, void *db, const char *p
     }
     printf("%-12s : %11.3f micros/op;%s%s\n", def->name,
            res.ops > 0 ? res.secs * 1e6 / (double)res.ops : 0.0, extra, note_mark(eidx));
-    printf("%-12s   %.0f ops/s; latency p50 %.3f  p99 %.3f  p99.9 %.3f micros/op\n", "",
-           ops_per_s, bench_hist_percentile(&res.hist, 50), bench_hist_percentile(&res.hist, 99),
+    printf("%-12s   %.0f ops/s; latency p50 %.3f  p99 %.3f  p99.9 %.3f micros/op\n", "", ops_per_s,
+           bench_hist_percentile(&res.hist, 50), bench_hist_percentile(&res.hist, 99),
            bench_hist_percentile(&res.hist, 99.9));
 
     uint64_t db_bytes = 0;
@@ -670,8 +674,8 @@ static int run_benchmark(const struct bench_engine *eng, void *db, const char *p
         db_bytes = bench_dir_bytes(path);
         have_size = 1;
         uint64_t user = st1.user_bytes - st0.user_bytes;
-        double io_amp = (have_io && res.user_bytes > 0)
-                            ? (double)(io1 - io0) / (double)res.user_bytes : -1;
+        double io_amp =
+            (have_io && res.user_bytes > 0) ? (double)(io1 - io0) / (double)res.user_bytes : -1;
         char size[32];
         human_size(db_bytes, size, sizeof(size));
         printf("%-12s   db %s on disk", "", size);
@@ -764,8 +768,8 @@ static void print_header(void)
     time_t now = time(NULL);
     double raw = (double)(cfg.key_size + cfg.value_size) * (double)cfg.num / 1048576.0;
     double ratio = cfg.compression == BENCH_COMPRESSION_ZSTD ? 0.5 : 1.0;
-    double file = ((double)cfg.key_size + (double)cfg.value_size * ratio) * (double)cfg.num /
-                  1048576.0;
+    double file =
+        ((double)cfg.key_size + (double)cfg.value_size * ratio) * (double)cfg.num / 1048576.0;
 
     bench_cpu_info(model, sizeof(model), cache, sizeof(cache));
     printf("strata-bench (db_bench-compatible)\n");
@@ -785,8 +789,7 @@ static void print_header(void)
         printf("Values:     %d bytes each (%d bytes after compression)\n", cfg.value_size,
                (int)(cfg.value_size * ratio + 0.5));
     else
-        printf("Values:     %d bytes each (half compressible; compression off)\n",
-               cfg.value_size);
+        printf("Values:     %d bytes each (half compressible; compression off)\n", cfg.value_size);
     printf("Entries:    %" PRId64 "\n", cfg.num);
     printf("RawSize:    %.1f MB (estimated)\n", raw);
     printf("FileSize:   %.1f MB (estimated)\n", file);
@@ -794,7 +797,8 @@ static void print_header(void)
            ", bloom_bits %d, block_size %" PRId64 ", max_file_size %" PRId64 "\n",
            cfg.write_buffer_size, cfg.cache_size, cfg.bloom_bits, cfg.block_size,
            cfg.max_file_size);
-    printf("            compression %s", cfg.compression == BENCH_COMPRESSION_ZSTD ? "zstd" : "none");
+    printf("            compression %s",
+           cfg.compression == BENCH_COMPRESSION_ZSTD ? "zstd" : "none");
     if (cfg.compression == BENCH_COMPRESSION_ZSTD)
         printf(" level %d", cfg.compression_level);
     printf(", sync %d, threads %d, entries_per_batch %d, reads %" PRId64 ", seed %" PRIu64 "\n",
@@ -840,32 +844,33 @@ static void print_summary(void)
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: strata-bench [--flag=value ...]\n"
-            "\n"
-            "  --benchmarks=LIST      comma list, run in order (default " DEFAULT_BENCHMARKS ")\n"
-            "  --engine=NAME          strata, leveldb, rocksdb, all, or a comma list (default all)\n"
-            "  --num=N                keys written by writes, key space of reads (1000000)\n"
-            "  --reads=N              ops of read benchmarks, < 0 means --num (-1)\n"
-            "  --key_size=N           key bytes, zero-padded decimal (16)\n"
-            "  --value_size=N         value bytes, half compressible (100)\n"
-            "  --threads=N            threads sharing each benchmark's ops (1)\n"
-            "  --entries_per_batch=N  writes per write call, > 1 uses batches (1)\n"
-            "  --compression=TYPE     none or zstd (none)\n"
-            "  --compression_level=N  zstd level (3)\n"
-            "  --bloom_bits=N         bloom filter bits per key, <= 0 for none (10)\n"
-            "  --cache_size=N         block cache bytes, 0 for none, < 0 for 8 MiB (8388608)\n"
-            "  --write_buffer_size=N  memtable bytes (4194304)\n"
-            "  --max_file_size=N      target table file bytes (2097152)\n"
-            "  --block_size=N         table block bytes (4096)\n"
-            "  --sync=0|1             fdatasync every write (0)\n"
-            "  --use_existing_db=0|1  reuse <db>/<engine>, skip fill benchmarks (0)\n"
-            "  --db=DIR               parent directory; engine X uses DIR/X (/tmp/strata-bench)\n"
-            "  --seed=N               base of every random stream (301)\n"
-            "  --csv=FILE             append engine,benchmark,num,micros_per_op,mb_per_s,\n"
-            "                         ops_per_s,p50,p99,p999,db_bytes,write_amp rows\n"
-            "  --help                 this text\n"
-            "\nbenchmarks:\n");
+    fprintf(
+        out,
+        "usage: strata-bench [--flag=value ...]\n"
+        "\n"
+        "  --benchmarks=LIST      comma list, run in order (default " DEFAULT_BENCHMARKS ")\n"
+        "  --engine=NAME          strata, leveldb, rocksdb, all, or a comma list (default all)\n"
+        "  --num=N                keys written by writes, key space of reads (1000000)\n"
+        "  --reads=N              ops of read benchmarks, < 0 means --num (-1)\n"
+        "  --key_size=N           key bytes, zero-padded decimal (16)\n"
+        "  --value_size=N         value bytes, half compressible (100)\n"
+        "  --threads=N            threads sharing each benchmark's ops (1)\n"
+        "  --entries_per_batch=N  writes per write call, > 1 uses batches (1)\n"
+        "  --compression=TYPE     none or zstd (none)\n"
+        "  --compression_level=N  zstd level (3)\n"
+        "  --bloom_bits=N         bloom filter bits per key, <= 0 for none (10)\n"
+        "  --cache_size=N         block cache bytes, 0 for none, < 0 for 8 MiB (8388608)\n"
+        "  --write_buffer_size=N  memtable bytes (4194304)\n"
+        "  --max_file_size=N      target table file bytes (2097152)\n"
+        "  --block_size=N         table block bytes (4096)\n"
+        "  --sync=0|1             fdatasync every write (0)\n"
+        "  --use_existing_db=0|1  reuse <db>/<engine>, skip fill benchmarks (0)\n"
+        "  --db=DIR               parent directory; engine X uses DIR/X (/tmp/strata-bench)\n"
+        "  --seed=N               base of every random stream (301)\n"
+        "  --csv=FILE             append engine,benchmark,num,micros_per_op,mb_per_s,\n"
+        "                         ops_per_s,p50,p99,p999,db_bytes,write_amp rows\n"
+        "  --help                 this text\n"
+        "\nbenchmarks:\n");
     for (size_t i = 0; i < N_DEFS; i++)
         fprintf(out, "  %-18s %s\n", bench_defs[i].name, bench_defs[i].help);
     fprintf(out, "\nengines built in:");
@@ -1005,9 +1010,24 @@ static void parse_flags(int argc, char **argv)
             continue;
         }
         static const char *const known[] = {
-            "benchmarks", "engine", "num", "reads", "key_size", "value_size", "threads",
-            "entries_per_batch", "compression", "compression_level", "bloom_bits", "cache_size",
-            "write_buffer_size", "max_file_size", "block_size", "db", "seed", "csv",
+            "benchmarks",
+            "engine",
+            "num",
+            "reads",
+            "key_size",
+            "value_size",
+            "threads",
+            "entries_per_batch",
+            "compression",
+            "compression_level",
+            "bloom_bits",
+            "cache_size",
+            "write_buffer_size",
+            "max_file_size",
+            "block_size",
+            "db",
+            "seed",
+            "csv",
         };
         size_t k;
         for (k = 0; k < sizeof(known) / sizeof(known[0]); k++)

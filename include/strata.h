@@ -32,7 +32,7 @@ extern "C" {
 #define STRATA_VERSION_MAJOR 0
 #define STRATA_VERSION_MINOR 1
 #define STRATA_VERSION_PATCH 0
-#define STRATA_VERSION_NUMBER                                                    \
+#define STRATA_VERSION_NUMBER                                                                      \
     (STRATA_VERSION_MAJOR * 10000 + STRATA_VERSION_MINOR * 100 + STRATA_VERSION_PATCH)
 
 /* The library's version as "MAJOR.MINOR.PATCH"; may differ from the header's
@@ -48,15 +48,15 @@ typedef struct strata_snapshot strata_snapshot;
 
 /* The one list of status codes: it generates the enum below and the strings of
    strata_strerror, so the two cannot drift apart. */
-#define STRATA_STATUS_MAP(X)                                                     \
-    X(OK, 0, "ok")                                                               \
-    X(NOTFOUND, -1, "not found")                                                 \
-    X(INVALID, -2, "invalid argument")                                           \
-    X(CORRUPTION, -3, "corruption")                                              \
-    X(IO, -4, "I/O error")                                                       \
-    X(NOSPACE, -5, "no space left on device")                                    \
-    X(NOMEM, -6, "out of memory")                                                \
-    X(BUSY, -7, "database is locked by another handle")                          \
+#define STRATA_STATUS_MAP(X)                                                                       \
+    X(OK, 0, "ok")                                                                                 \
+    X(NOTFOUND, -1, "not found")                                                                   \
+    X(INVALID, -2, "invalid argument")                                                             \
+    X(CORRUPTION, -3, "corruption")                                                                \
+    X(IO, -4, "I/O error")                                                                         \
+    X(NOSPACE, -5, "no space left on device")                                                      \
+    X(NOMEM, -6, "out of memory")                                                                  \
+    X(BUSY, -7, "database is locked by another handle")                                            \
     X(READONLY, -8, "writes stopped after an error")
 
 #define STRATA_STATUS_ENUM_(name, code, text) STRATA_##name = (code),
@@ -82,7 +82,8 @@ STRATA_API const char *strata_strerror(int status);
 /* What a write waits for before it returns. doc/guarantees.md says what each
    level survives. */
 enum {
-    STRATA_DURABLE_FSYNC,  /* WAL write + fdatasync (shared by a commit group): survives power loss */
+    STRATA_DURABLE_FSYNC,  /* WAL write + fdatasync (shared by a commit group): survives power loss
+                            */
     STRATA_DURABLE_WRITE,  /* WAL write(2): survives a process crash (the default) */
     STRATA_DURABLE_ASYNC,  /* memtable only; a background syncer writes and fsyncs the WAL
                               every sync_interval_ms: survives what was synced by then */
@@ -313,8 +314,8 @@ STRATA_API int strata_flush(strata_db *db);
  * with nothing under them are dropped, so the space they held is given back.
  * Returns STRATA_OK; STRATA_INVALID for a NULL db or oversized bounds;
  * STRATA_READONLY after an earlier error; an I/O status if it failed. */
-STRATA_API int strata_compact_range(strata_db *db, const void *begin, size_t blen,
-                                    const void *end, size_t elen);
+STRATA_API int strata_compact_range(strata_db *db, const void *begin, size_t blen, const void *end,
+                                    size_t elen);
 
 /* Writes a consistent copy of the live database into the new directory dir (it
  * must not exist; its parent must): every write acknowledged before the call is
@@ -328,26 +329,27 @@ STRATA_API int strata_checkpoint(strata_db *db, const char *dir);
 /* ---------------------------------------------------------------- statistics */
 
 typedef struct strata_stats {
-    uint64_t live_keys_estimate;  /* puts minus deletes since the data was last replayed (estimate) */
-    uint64_t wal_records;         /* log records written since open */
-    uint64_t wal_bytes;           /* log bytes written since open */
-    uint64_t wal_syncs;           /* fdatasync calls on the log since open */
-    uint64_t memtable_bytes;      /* memory held by the active memtable */
-    uint64_t immutable_memtables; /* memtables waiting to be flushed */
-    int levels;                   /* entries used in the arrays below */
+    uint64_t
+        live_keys_estimate;  /* puts minus deletes since the data was last replayed (estimate) */
+    uint64_t wal_records;    /* log records written since open */
+    uint64_t wal_bytes;      /* log bytes written since open */
+    uint64_t wal_syncs;      /* fdatasync calls on the log since open */
+    uint64_t memtable_bytes; /* memory held by the active memtable */
+    uint64_t immutable_memtables;            /* memtables waiting to be flushed */
+    int levels;                              /* entries used in the arrays below */
     uint64_t level_files[8], level_bytes[8]; /* table files and their bytes per level */
-    uint64_t user_bytes_written; /* key + value bytes accepted by writes since open */
-    uint64_t flush_bytes_written; /* table bytes written by flushes since open */
+    uint64_t user_bytes_written;             /* key + value bytes accepted by writes since open */
+    uint64_t flush_bytes_written;            /* table bytes written by flushes since open */
     uint64_t compaction_bytes_read, compaction_bytes_written; /* by compactions since open */
-    double write_amplification; /* (wal + flush + compaction bytes written) / user bytes */
-    uint64_t compactions;      /* compactions finished since open */
+    double write_amplification;        /* (wal + flush + compaction bytes written) / user bytes */
+    uint64_t compactions;              /* compactions finished since open */
     uint64_t pending_compaction_bytes; /* bytes over the level targets (estimate) */
-    uint64_t stall_micros;     /* time writers waited for flushes */
+    uint64_t stall_micros;             /* time writers waited for flushes */
     uint64_t block_cache_hits, block_cache_misses;
-    uint64_t bloom_negatives;  /* table lookups the bloom filter answered alone */
-    uint64_t writes;        /* write calls acknowledged since open */
-    uint64_t write_groups;  /* commit groups those writes were gathered into */
-    int background_error;   /* STRATA_OK or the error that stopped writes */
+    uint64_t bloom_negatives; /* table lookups the bloom filter answered alone */
+    uint64_t writes;          /* write calls acknowledged since open */
+    uint64_t write_groups;    /* commit groups those writes were gathered into */
+    int background_error;     /* STRATA_OK or the error that stopped writes */
 } strata_stats;
 
 /* Fills *out with counters of db. Returns STRATA_OK or STRATA_INVALID for NULL. */

@@ -706,7 +706,9 @@ START_TEST(power_cut_at_every_call)
         ck_assert_int_eq(strata_close(db), STRATA_OK);
         sim_env_free(s);
     }
-    fprintf(stderr, "power_cut_at_every_call: %lu cut points, %lu cut the checkpoint short, %lu left a whole checkpoint\n",
+    fprintf(stderr,
+            "power_cut_at_every_call: %lu cut points, %lu cut the checkpoint short, %lu left a "
+            "whole checkpoint\n",
             calls, cut_short, complete);
     ck_assert_uint_ge(cut_short, calls / 2); /* the cuts did land in the checkpoint */
 }

@@ -225,8 +225,8 @@ START_TEST(space_stays_bounded)
     ck_assert_int_eq(strata_flush(db), STRATA_OK); /* a flush, not a compaction */
     ck_assert_int_eq(db_wait_idle(db), STRATA_OK);
     uint64_t after = sst_bytes();
-    fprintf(stderr, "after deleting all: %llu table bytes (peak %llu)\n",
-            (unsigned long long)after, (unsigned long long)peak);
+    fprintf(stderr, "after deleting all: %llu table bytes (peak %llu)\n", (unsigned long long)after,
+            (unsigned long long)peak);
     ck_assert_uint_lt(after, peak / 10);
     key_of(k, 12345);
     ck_assert_int_eq(get_is(db, k, 16, NULL, 0), STRATA_NOTFOUND);

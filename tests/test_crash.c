@@ -215,8 +215,7 @@ static void verify(int iter, const int acked[THREADS])
         }
         /* a batch is whole: the prefix never ends inside one */
         ck_assert_msg(present < 10 || (present % 10 != 0 && present % 10 != 1),
-                      "iteration %d thread %d: prefix of %d ends inside a batch", iter, t,
-                      present);
+                      "iteration %d thread %d: prefix of %d ends inside a batch", iter, t, present);
     }
     /* no orphans: every table in the directory belongs to the database */
     strata_stats stats;
@@ -231,7 +230,9 @@ static void verify(int iter, const int acked[THREADS])
         usleep(10000);
     if (count_files(".sst") != tables) {
         char cmd[9000];
-        snprintf(cmd, sizeof(cmd), "ls %s >&2; grep -E 'compaction|flush|deleted|removed' %s/LOG | tail -40 >&2", dir, dir);
+        snprintf(cmd, sizeof(cmd),
+                 "ls %s >&2; grep -E 'compaction|flush|deleted|removed' %s/LOG | tail -40 >&2", dir,
+                 dir);
         if (system(cmd) != 0)
             fprintf(stderr, "(listing failed)\n");
     }

@@ -39,8 +39,7 @@ static strata_db *open_db(const strata_options *o)
     return db;
 }
 
-static void expect_value(strata_db *db, const void *key, size_t klen, const void *want,
-                         size_t wlen)
+static void expect_value(strata_db *db, const void *key, size_t klen, const void *want, size_t wlen)
 {
     void *val = NULL;
     size_t vlen = 0;
@@ -317,8 +316,7 @@ START_TEST(bad_arguments)
     ck_assert_int_eq(strata_put(db, NULL, big, kmax + 1, "v", 1), STRATA_INVALID);
     ck_assert_int_eq(strata_delete(db, NULL, big, kmax + 1), STRATA_INVALID);
     ck_assert_int_eq(strata_get(db, NULL, big, kmax + 1, &v, &vl), STRATA_INVALID);
-    ck_assert_int_eq(strata_put(db, NULL, "k", 1, big, STRATA_MAX_VALUE_LEN + 1),
-                     STRATA_INVALID);
+    ck_assert_int_eq(strata_put(db, NULL, "k", 1, big, STRATA_MAX_VALUE_LEN + 1), STRATA_INVALID);
 
     strata_batch *b = strata_batch_new();
     ck_assert_int_eq(strata_batch_put(NULL, "k", 1, "v", 1), STRATA_INVALID);
@@ -357,11 +355,11 @@ START_TEST(bad_options)
     ck_assert_int_eq(strata_open("", NULL, &db), STRATA_INVALID);
     ck_assert_int_eq(strata_open(dir, NULL, NULL), STRATA_INVALID);
     strata_options o;
-#define BAD(stmt)                                                                             \
-    do {                                                                                      \
-        strata_options_init(&o);                                                              \
-        stmt;                                                                                 \
-        ck_assert_msg(strata_open(dir, &o, &db) == STRATA_INVALID, "accepted: %s", #stmt);    \
+#define BAD(stmt)                                                                                  \
+    do {                                                                                           \
+        strata_options_init(&o);                                                                   \
+        stmt;                                                                                      \
+        ck_assert_msg(strata_open(dir, &o, &db) == STRATA_INVALID, "accepted: %s", #stmt);         \
     } while (0)
     BAD(o.durability = 7);
     BAD(o.durability = -1);
@@ -800,8 +798,9 @@ int main(void)
         {"durability",
          {async_durable_after_sync, async_lost_without_sync, async_durable_after_close,
           async_background_syncer, memory_level_not_logged, default_durability_from_options}},
-        {"threads", {concurrent_writers_and_readers, concurrent_with_flushes,
-                     stress_with_compactions, group_commit_shares_fsyncs}},
+        {"threads",
+         {concurrent_writers_and_readers, concurrent_with_flushes, stress_with_compactions,
+          group_commit_shares_fsyncs}},
     };
     for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++) {
         TCase *tc = tcase_create(groups[g].name);

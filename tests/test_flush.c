@@ -154,12 +154,12 @@ END_TEST
 
 static void check_newest(strata_db *db)
 {
-    ck_assert_int_eq(get_is(db, "a", 1, "a3", 2), STRATA_OK);  /* table 1 < table 2 < table 3 */
+    ck_assert_int_eq(get_is(db, "a", 1, "a3", 2), STRATA_OK); /* table 1 < table 2 < table 3 */
     ck_assert_int_eq(get_is(db, "b", 1, NULL, 0), STRATA_NOTFOUND); /* deleted after flush */
-    ck_assert_int_eq(get_is(db, "c", 1, "c2", 2), STRATA_OK);  /* memtable over a table */
-    ck_assert_int_eq(get_is(db, "d", 1, "d1", 2), STRATA_OK);  /* only in the oldest table */
-    ck_assert_int_eq(get_is(db, "e", 1, "e2", 2), STRATA_OK);  /* re-put after a delete */
-    ck_assert_int_eq(get_is(db, "m", 1, "mem", 3), STRATA_OK); /* MEMORY write, flushed */
+    ck_assert_int_eq(get_is(db, "c", 1, "c2", 2), STRATA_OK);       /* memtable over a table */
+    ck_assert_int_eq(get_is(db, "d", 1, "d1", 2), STRATA_OK);       /* only in the oldest table */
+    ck_assert_int_eq(get_is(db, "e", 1, "e2", 2), STRATA_OK);       /* re-put after a delete */
+    ck_assert_int_eq(get_is(db, "m", 1, "mem", 3), STRATA_OK);      /* MEMORY write, flushed */
 }
 
 START_TEST(newest_version_wins)
@@ -417,8 +417,7 @@ START_TEST(damaged_table)
     unsigned char *d;
     long n = tu_read_file(path, &d);
     const unsigned char *ft = d + n - 72; /* footer: doc/table_format.md */
-    long filter = (long)get_u64(ft), index = (long)get_u64(ft + 16),
-         props = (long)get_u64(ft + 32);
+    long filter = (long)get_u64(ft), index = (long)get_u64(ft + 16), props = (long)get_u64(ft + 32);
     ck_assert_int_gt(filter, 0);
     ck_assert_int_gt(index, filter);
     ck_assert_int_gt(props, index);
@@ -426,7 +425,7 @@ START_TEST(damaged_table)
         const char *what;
         long from, to, step;
     } regions[] = {
-        {"data", 0, filter, 13},   {"filter", filter, index, 3}, {"index", index, props, 1},
+        {"data", 0, filter, 13},          {"filter", filter, index, 3}, {"index", index, props, 1},
         {"properties", props, n - 72, 1}, {"footer", n - 72, n, 1},
     };
     unsigned char *img = malloc((size_t)n);

@@ -117,9 +117,8 @@ struct run_ctx {
     int sticky;
 };
 
-#define ST_MSG(ctx, what, st)                                                              \
-    "n=%lu sticky=%d: %s gave %s (%d)", (ctx)->n, (ctx)->sticky, (what),                   \
-        strata_strerror(st), (st)
+#define ST_MSG(ctx, what, st)                                                                      \
+    "n=%lu sticky=%d: %s gave %s (%d)", (ctx)->n, (ctx)->sticky, (what), strata_strerror(st), (st)
 
 static void expect_write_status(const struct run_ctx *c, const char *what, int st)
 {
@@ -160,8 +159,8 @@ static int version_of(int k, const void *val, size_t vlen)
 
 /* Reads key k and checks it against the model. NOMEM is accepted only when
    may_fail. */
-static void check_get(const struct run_ctx *c, strata_db *db, const strata_read_options *ro,
-                      int k, int strict, int may_fail)
+static void check_get(const struct run_ctx *c, strata_db *db, const strata_read_options *ro, int k,
+                      int strict, int may_fail)
 {
     char key[16];
     key_of(key, sizeof(key), k);
@@ -201,12 +200,11 @@ static void check_scan(const struct run_ctx *c, strata_db *db)
         const char *key = strata_iter_key(it, &klen);
         const void *val = strata_iter_value(it, &vlen);
         char want[16];
-        ck_assert_msg(expect < NKEYS, "n=%lu sticky=%d: scan past the last key", c->n,
-                      c->sticky);
+        ck_assert_msg(expect < NKEYS, "n=%lu sticky=%d: scan past the last key", c->n, c->sticky);
         key_of(want, sizeof(want), expect);
         ck_assert_msg(klen == strlen(want) && memcmp(key, want, klen) == 0,
-                      "n=%lu sticky=%d: scan visits %.*s, expected %s", c->n, c->sticky,
-                      (int)klen, key, want);
+                      "n=%lu sticky=%d: scan visits %.*s, expected %s", c->n, c->sticky, (int)klen,
+                      key, want);
         int v = version_of(expect, val, vlen);
         ck_assert_msg(v == model[expect].acked,
                       "n=%lu sticky=%d: scan: key %d has version %d, acknowledged %d", c->n,
@@ -219,8 +217,8 @@ static void check_scan(const struct run_ctx *c, strata_db *db)
     if (st == STRATA_OK) {
         while (expect < NKEYS && model[expect].acked == 0)
             expect++;
-        ck_assert_msg(expect == NKEYS, "n=%lu sticky=%d: scan ended before key %d", c->n,
-                      c->sticky, expect);
+        ck_assert_msg(expect == NKEYS, "n=%lu sticky=%d: scan ended before key %d", c->n, c->sticky,
+                      expect);
     }
     strata_iter_free(it);
 }
@@ -377,8 +375,7 @@ static void check_leaks(unsigned long from, unsigned long to)
 {
 #ifdef NOMEM_LSAN
     ck_assert_msg(__lsan_do_recoverable_leak_check() == 0,
-                  "LeakSanitizer found leaks (report above) in the runs of n=%lu..%lu", from,
-                  to);
+                  "LeakSanitizer found leaks (report above) in the runs of n=%lu..%lu", from, to);
 #else
     (void)from;
     (void)to;

@@ -74,8 +74,8 @@ static void crash_after_batches(int n, int nsync)
                 snprintf(val, sizeof(val), "value-%d-%d-%s", i, j, "padding-padding");
                 strata_batch_put(b, key, strlen(key), val, strlen(val));
             }
-            strata_write_options wo = {.durability = i < nsync ? STRATA_DURABLE_FSYNC
-                                                               : STRATA_DURABLE_WRITE};
+            strata_write_options wo = {.durability =
+                                           i < nsync ? STRATA_DURABLE_FSYNC : STRATA_DURABLE_WRITE};
             if (strata_write(db, &wo, b) != STRATA_OK)
                 _exit(3);
             strata_batch_free(b);
@@ -171,10 +171,9 @@ static void expect_prefix(int total, int expect)
                 present++;
             }
         }
-        ck_assert_msg(present == 0 || present == 3, "batch %d half applied (%d of 3)", i,
-                      present);
-        ck_assert_msg((present == 3) == (i < expect), "batch %d present=%d, expected prefix %d",
-                      i, present, expect);
+        ck_assert_msg(present == 0 || present == 3, "batch %d half applied (%d of 3)", i, present);
+        ck_assert_msg((present == 3) == (i < expect), "batch %d present=%d, expected prefix %d", i,
+                      present, expect);
     }
     ck_assert_int_eq(strata_close(db), STRATA_OK);
 }
@@ -300,8 +299,9 @@ START_TEST(hole_past_synced_point)
         long from = r[idx].start + (mode == 2 ? RECORD_HEADER + 3 : 0);
         long to = mode == 2 ? from + 1 : r[idx].end;
         for (long i = from; i < to; i++)
-            img[i] = mode == 0 ? 0
-                               : mode == 1 ? (unsigned char)tu_rand(&seed) : (unsigned char)~img[i];
+            img[i] = mode == 0   ? 0
+                     : mode == 1 ? (unsigned char)tu_rand(&seed)
+                                 : (unsigned char)~img[i];
         stage(img, n);
         /* intact batches 5..7 after the hole are never replayed */
         expect_prefix(total, 4);

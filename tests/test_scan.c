@@ -49,15 +49,15 @@ static size_t val_of(char *v, int i, int version)
 
 static void expect_at(strata_iter *it, const struct model *m, int i, const char *what)
 {
-    ck_assert_msg(strata_iter_valid(it), "%s: expected key %d, iterator invalid (status %s)",
-                  what, i, strata_strerror(strata_iter_status(it)));
+    ck_assert_msg(strata_iter_valid(it), "%s: expected key %d, iterator invalid (status %s)", what,
+                  i, strata_strerror(strata_iter_status(it)));
     char k[32], v[32];
     size_t kl = key_of(k, i), vl = val_of(v, i, m->v[i]), gkl, gvl;
     const void *gk = strata_iter_key(it, &gkl), *gv = strata_iter_value(it, &gvl);
     ck_assert_msg(gkl == kl && memcmp(gk, k, kl) == 0, "%s: expected key %s, got %.*s", what, k,
                   (int)gkl, (const char *)gk);
-    ck_assert_msg(gvl == vl && memcmp(gv, v, vl) == 0, "%s: key %s value %.*s, expected %s",
-                  what, k, (int)gvl, (const char *)gv, v);
+    ck_assert_msg(gvl == vl && memcmp(gv, v, vl) == 0, "%s: key %s value %.*s, expected %s", what,
+                  k, (int)gvl, (const char *)gv, v);
 }
 
 /* Next present key index after i (>= i when inclusive) within [lo, hi), or -1. */
@@ -82,8 +82,8 @@ static int prev_present(const struct model *m, int i, int lo, int hi)
 }
 
 /* Checks one iterator against the model over the index range [lo, hi). */
-static void check_scan(strata_db *db, const strata_read_options *ro, const struct model *m,
-                       int lo, int hi, uint64_t *seed)
+static void check_scan(strata_db *db, const strata_read_options *ro, const struct model *m, int lo,
+                       int hi, uint64_t *seed)
 {
     strata_iter *it = strata_iter_new(db, ro);
     ck_assert_ptr_nonnull(it);
@@ -206,8 +206,7 @@ START_TEST(scans_match_model)
                 m.v[i] = -1;
             } else {
                 int version = round * 10000 + op;
-                ck_assert_int_eq(strata_put(db, NULL, k, kl, v, val_of(v, i, version)),
-                                 STRATA_OK);
+                ck_assert_int_eq(strata_put(db, NULL, k, kl, v, val_of(v, i, version)), STRATA_OK);
                 m.v[i] = version;
             }
         }
@@ -262,8 +261,7 @@ START_TEST(iterator_outlives_compaction)
     ck_assert_ptr_nonnull(it);
     for (int i = 0; i < 3000; i++) {
         if (i % 2)
-            ck_assert_int_eq(strata_delete(db, NULL, k, (size_t)sprintf(k, "k%05d", i)),
-                             STRATA_OK);
+            ck_assert_int_eq(strata_delete(db, NULL, k, (size_t)sprintf(k, "k%05d", i)), STRATA_OK);
         else
             ck_assert_int_eq(strata_put(db, NULL, k, (size_t)sprintf(k, "k%05d", i), v,
                                         (size_t)sprintf(v, "new%d", i)),

@@ -34,7 +34,7 @@ END_TEST
 
 START_TEST(varint_roundtrip)
 {
-    uint64_t vals[] = {0, 1, 127, 128, 255, 300, 16383, 16384, UINT32_MAX, UINT64_MAX - 1,
+    uint64_t vals[] = {0,         1, 127, 128, 255, 300, 16383, 16384, UINT32_MAX, UINT64_MAX - 1,
                        UINT64_MAX};
     for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
         uint8_t buf[VARINT_MAX];

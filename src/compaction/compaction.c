@@ -89,11 +89,10 @@ static int set_range(struct compaction *c)
     for (int w = 0; w < 2; w++)
         for (size_t i = 0; i < c->nin[w]; i++) {
             const struct file_meta *f = c->in[w][i];
-            if (!lo || ukey_compare(f->smallest, f->smallest_len, lo->smallest,
-                                    lo->smallest_len) < 0)
+            if (!lo ||
+                ukey_compare(f->smallest, f->smallest_len, lo->smallest, lo->smallest_len) < 0)
                 lo = f;
-            if (!hi ||
-                ukey_compare(f->largest, f->largest_len, hi->largest, hi->largest_len) > 0)
+            if (!hi || ukey_compare(f->largest, f->largest_len, hi->largest, hi->largest_len) > 0)
                 hi = f;
         }
     c->smallest = mem_alloc(lo->smallest_len ? lo->smallest_len : 1);
@@ -155,9 +154,9 @@ static int add_overlapping(struct compaction *c)
 
 /* A compaction of in0 (n0 files of level) into out_level; NULL on conflict
    (*busy set) or no memory. */
-static struct compaction *make(struct version *v, int level, int out_level,
-                               struct file_meta **in0, size_t n0, struct compaction **running,
-                               size_t nrunning, const char *reason, int *busy)
+static struct compaction *make(struct version *v, int level, int out_level, struct file_meta **in0,
+                               size_t n0, struct compaction **running, size_t nrunning,
+                               const char *reason, int *busy)
 {
     struct compaction *c = mem_calloc(1, sizeof(*c));
     if (!c)
@@ -184,8 +183,8 @@ static struct compaction *make(struct version *v, int level, int out_level,
         return NULL;
     }
     /* A single file with nothing under it to merge with moves down as is. */
-    c->trivial_move = level != out_level && n0 == 1 && c->nin[1] == 0 &&
-                      (level > 0 || v->nfiles[0] == 1);
+    c->trivial_move =
+        level != out_level && n0 == 1 && c->nin[1] == 0 && (level > 0 || v->nfiles[0] == 1);
     for (int w = 0; w < 2; w++)
         for (size_t i = 0; i < c->nin[w]; i++)
             c->in[w][i]->being_compacted = 1;
@@ -228,8 +227,7 @@ struct compaction *compaction_pick(struct version *v, const struct compaction_op
             for (size_t i = 0; i < v->nfiles[0]; i++)
                 any_busy |= v->files[0][i]->being_compacted;
             if (!any_busy)
-                c = make(v, 0, 1, v->files[0], v->nfiles[0], running, nrunning, "level-0",
-                         &busy);
+                c = make(v, 0, 1, v->files[0], v->nfiles[0], running, nrunning, "level-0", &busy);
         } else {
             /* One file: the one holding the oldest data (smallest max_seq)
                first, so every file gets its turn and stale versions go first. */
@@ -260,8 +258,7 @@ struct compaction *compaction_pick(struct version *v, const struct compaction_op
                 continue;
             struct compaction *c;
             if (l == 0)
-                c = make(v, 0, 1, v->files[0], v->nfiles[0], running, nrunning, "garbage",
-                         &busy);
+                c = make(v, 0, 1, v->files[0], v->nfiles[0], running, nrunning, "garbage", &busy);
             else
                 c = make(v, l, l >= deepest ? l : l + 1, &f, 1, running, nrunning, "garbage",
                          &busy);
@@ -277,10 +274,9 @@ struct compaction *compaction_pick(struct version *v, const struct compaction_op
     return NULL;
 }
 
-struct compaction *compaction_manual(struct version *v, int level, const void *begin,
-                                     size_t blen, const void *end, size_t elen,
-                                     struct compaction **running, size_t nrunning, int *busy,
-                                     int *status)
+struct compaction *compaction_manual(struct version *v, int level, const void *begin, size_t blen,
+                                     const void *end, size_t elen, struct compaction **running,
+                                     size_t nrunning, int *busy, int *status)
 {
     *busy = 0;
     /* nomem sweep: NULL for lack of memory used to read as "nothing to do". */
@@ -483,9 +479,8 @@ int compaction_run(struct compaction *c, const struct compaction_options *o, io_
         if (!same) {
             /* A new user key: the place to cut an output (invariant 1). */
             if (gl >= 0)
-                while (gp < v->nfiles[gl] &&
-                       ukey_compare(key, klen, v->files[gl][gp]->largest,
-                                    v->files[gl][gp]->largest_len) > 0) {
+                while (gp < v->nfiles[gl] && ukey_compare(key, klen, v->files[gl][gp]->largest,
+                                                          v->files[gl][gp]->largest_len) > 0) {
                     if (out.b)
                         out.grandparent_bytes += v->files[gl][gp]->size;
                     gp++;

@@ -19,10 +19,10 @@
 #include "sstable/sstable.h"
 
 struct compaction_options {
-    struct sst_options table;      /* block size, bloom bits, compression */
-    uint64_t target_file_bytes;    /* outputs are cut at about this size */
-    uint64_t level_base_bytes;     /* level 1's target; level n+1 targets 10x level n */
-    int l0_trigger;                /* level 0 compacts at this many files */
+    struct sst_options table;   /* block size, bloom bits, compression */
+    uint64_t target_file_bytes; /* outputs are cut at about this size */
+    uint64_t level_base_bytes;  /* level 1's target; level n+1 targets 10x level n */
+    int l0_trigger;             /* level 0 compacts at this many files */
 };
 
 /* One chosen compaction. Its input files are marked being_compacted until
@@ -34,8 +34,8 @@ struct compaction {
     struct version *v;        /* the version it was chosen from (referenced) */
     void *smallest, *largest; /* user-key range of all inputs (owned) */
     size_t smallest_len, largest_len;
-    int trivial_move;         /* one file, nothing to merge with: just relink it */
-    const char *reason;       /* "size", "level-0", "garbage", "manual" */
+    int trivial_move;   /* one file, nothing to merge with: just relink it */
+    const char *reason; /* "size", "level-0", "garbage", "manual" */
 };
 
 /* A compaction in progress, as compaction_pick must avoid it. */
@@ -63,10 +63,9 @@ struct compaction *compaction_pick(struct version *v, const struct compaction_op
  * into level + 1, or NULL when level holds no such file, when one of them is
  * busy (*busy set), or when out of memory (*status = STRATA_NOMEM; otherwise
  * *status = STRATA_OK). */
-struct compaction *compaction_manual(struct version *v, int level, const void *begin,
-                                     size_t blen, const void *end, size_t elen,
-                                     struct compaction **running, size_t nrunning, int *busy,
-                                     int *status);
+struct compaction *compaction_manual(struct version *v, int level, const void *begin, size_t blen,
+                                     const void *end, size_t elen, struct compaction **running,
+                                     size_t nrunning, int *busy, int *status);
 
 /* Counters a run adds to. */
 struct compaction_stats {

@@ -71,8 +71,7 @@ static void file_unref(struct file_meta *f)
             sst_reader_close(f->reader);
             f->reader = NULL;
             int st = f->vs->env->unlink(f->vs->env, path);
-            infolog_printf(f->vs->log, "deleted obsolete table %s: %s", name,
-                           strata_strerror(st));
+            infolog_printf(f->vs->log, "deleted obsolete table %s: %s", name, strata_strerror(st));
         }
     }
     file_meta_free(f);
@@ -200,9 +199,8 @@ static int probe(struct file_meta *f, const struct sst_read_options *ro, const v
     return st;
 }
 
-int version_get(struct version *v, const struct sst_read_options *ro, const void *key,
-                size_t klen, uint64_t seq, int *kind, void **val, size_t *vlen,
-                struct version_get_stats *stats)
+int version_get(struct version *v, const struct sst_read_options *ro, const void *key, size_t klen,
+                uint64_t seq, int *kind, void **val, size_t *vlen, struct version_get_stats *stats)
 {
     /* Level 0 files may overlap; newest first, so the first hit is the newest
        version (their sequence ranges do not interleave). */
@@ -503,9 +501,8 @@ static int recover_manifest(struct version_set *vs, uint64_t number)
         st = ERR_CORRUPTION();
     }
     if (st == STRATA_OK && info.valid_end < info.file_size)
-        infolog_printf(vs->log,
-                       "%s: dropped an uncommitted edit at its end (%" PRIu64 " bytes)", name,
-                       info.file_size - info.valid_end);
+        infolog_printf(vs->log, "%s: dropped an uncommitted edit at its end (%" PRIu64 " bytes)",
+                       name, info.file_size - info.valid_end);
     for (size_t i = 0; st == STRATA_OK && i < r.all.nadded; i++) {
         struct file_meta *f = r.all.added[i].f;
         if (f->number >= r.all.next_file)
@@ -564,8 +561,8 @@ static int check_no_database(struct version_set *vs)
         if ((l > 4 && !strcmp(names[i] + l - 4, ".sst")) ||
             (l > 4 && !strcmp(names[i] + l - 4, ".wal")) ||
             (!strncmp(names[i], "MANIFEST-", 9) && !is_unfinished_creation(vs, names[i]))) {
-            infolog_printf(vs->log, "CURRENT is missing but %s holds database files (%s)",
-                           vs->dir, names[i]);
+            infolog_printf(vs->log, "CURRENT is missing but %s holds database files (%s)", vs->dir,
+                           names[i]);
             st = ERR_CORRUPTION();
         }
     }

@@ -32,11 +32,11 @@ struct file_meta {
     uint64_t smallest_trailer, largest_trailer;
     uint64_t min_seq, max_seq;
     uint64_t entries, deletions;
-    atomic_int refs;            /* versions listing this file */
-    atomic_int obsolete;        /* an applied (durable) edit removed it: delete at refs 0 */
-    int being_compacted;        /* an input of a running compaction (the db's mutex) */
-    struct sst_reader *reader;  /* opened before the file joins a version */
-    struct version_set *vs;     /* for deleting the file */
+    atomic_int refs;           /* versions listing this file */
+    atomic_int obsolete;       /* an applied (durable) edit removed it: delete at refs 0 */
+    int being_compacted;       /* an input of a running compaction (the db's mutex) */
+    struct sst_reader *reader; /* opened before the file joins a version */
+    struct version_set *vs;    /* for deleting the file */
 };
 
 struct version_set;
@@ -57,12 +57,12 @@ struct version_edit {
     struct edit_file {
         int level;
         struct file_meta *f; /* added: owned by the edit until applied */
-    } *added;
+    } * added;
     size_t nadded, added_cap;
     struct edit_deleted {
         int level;
         uint64_t number;
-    } *deleted;
+    } * deleted;
     size_t ndeleted, deleted_cap;
 };
 
@@ -135,9 +135,8 @@ uint64_t vset_last_seq(const struct version_set *vs);
 struct version_get_stats {
     uint64_t bloom_negatives, tables_probed;
 };
-int version_get(struct version *v, const struct sst_read_options *ro, const void *key,
-                size_t klen, uint64_t seq, int *kind, void **val, size_t *vlen,
-                struct version_get_stats *stats);
+int version_get(struct version *v, const struct sst_read_options *ro, const void *key, size_t klen,
+                uint64_t seq, int *kind, void **val, size_t *vlen, struct version_get_stats *stats);
 
 /* Checks ordering invariants (level >= 1 sorted and non-overlapping).
    STRATA_OK or STRATA_CORRUPTION. */

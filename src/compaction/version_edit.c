@@ -62,8 +62,7 @@ int edit_add_file(struct version_edit *e, int level, struct file_meta *f)
 
 int edit_delete_file(struct version_edit *e, int level, uint64_t number)
 {
-    if (grow((void **)&e->deleted, &e->deleted_cap, e->ndeleted, sizeof(*e->deleted)) !=
-        STRATA_OK)
+    if (grow((void **)&e->deleted, &e->deleted_cap, e->ndeleted, sizeof(*e->deleted)) != STRATA_OK)
         return ERR_NOMEM();
     e->deleted[e->ndeleted++] = (struct edit_deleted){.level = level, .number = number};
     return STRATA_OK;

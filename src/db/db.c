@@ -58,12 +58,12 @@ void strata_read_options_init(strata_read_options *ro)
 
 int db_options_check(const strata_options *o, const char **why)
 {
-#define REQUIRE(cond, msg)                                                                    \
-    do {                                                                                      \
-        if (!(cond)) {                                                                        \
-            *why = msg;                                                                       \
-            return ERR_INVALID();                                                             \
-        }                                                                                     \
+#define REQUIRE(cond, msg)                                                                         \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            *why = msg;                                                                            \
+            return ERR_INVALID();                                                                  \
+        }                                                                                          \
     } while (0)
     REQUIRE(o->durability >= STRATA_DURABLE_FSYNC && o->durability <= STRATA_DURABLE_MEMORY,
             "durability is not a STRATA_DURABLE_* level");
@@ -73,8 +73,7 @@ int db_options_check(const strata_options *o, const char **why)
             "memtable_bytes must be 64 KiB..4 GiB");
     REQUIRE(o->block_bytes >= 256 && o->block_bytes <= ((size_t)16 << 20),
             "block_bytes must be 256 B..16 MiB");
-    REQUIRE(o->target_file_bytes >= ((size_t)64 << 10) &&
-                o->target_file_bytes <= ((size_t)4 << 30),
+    REQUIRE(o->target_file_bytes >= ((size_t)64 << 10) && o->target_file_bytes <= ((size_t)4 << 30),
             "target_file_bytes must be 64 KiB..4 GiB");
     REQUIRE(o->bloom_bits_per_key >= 0 && o->bloom_bits_per_key <= 40,
             "bloom_bits_per_key must be 0..40");
@@ -255,8 +254,7 @@ static void remove_orphans(strata_db *db)
             char path[IO_PATH_MAX];
             if (io_path(path, sizeof(path), db->dir, name) == STRATA_OK) {
                 int st = db->env->unlink(db->env, path);
-                infolog_printf(db->log, "open: removed leftover %s: %s", name,
-                               strata_strerror(st));
+                infolog_printf(db->log, "open: removed leftover %s: %s", name, strata_strerror(st));
             }
         }
     }
@@ -459,13 +457,13 @@ int db_open(const char *path, const strata_options *opts, io_env *env, strata_db
     uv_mutex_init(&db->apply_mu);
     db_update_init(db);
     db->snapshots.next = db->snapshots.prev = &db->snapshots;
-    db->copts = (struct compaction_options){
-        .table = {.block_bytes = opts->block_bytes,
-                  .bloom_bits_per_key = opts->bloom_bits_per_key,
-                  .compression_level = opts->compression_level},
-        .target_file_bytes = opts->target_file_bytes,
-        .level_base_bytes = opts->level_base_bytes,
-        .l0_trigger = opts->l0_compaction_trigger};
+    db->copts =
+        (struct compaction_options){.table = {.block_bytes = opts->block_bytes,
+                                              .bloom_bits_per_key = opts->bloom_bits_per_key,
+                                              .compression_level = opts->compression_level},
+                                    .target_file_bytes = opts->target_file_bytes,
+                                    .level_base_bytes = opts->level_base_bytes,
+                                    .l0_trigger = opts->l0_compaction_trigger};
     int st = memtable_new_sized(db->opts.memtable_bytes, &db->mem);
     if (st == STRATA_OK)
         st = open_files(db);
@@ -488,8 +486,8 @@ int strata_close(strata_db *db)
     if (!db)
         return STRATA_OK;
     db_syncer_stop(db);
-    db_flusher_stop(db);     /* waits for a flush in progress */
-    db_compactors_stop(db);  /* and for compactions in progress */
+    db_flusher_stop(db);      /* waits for a flush in progress */
+    db_compactors_stop(db);   /* and for compactions in progress */
     int st = STRATA_READONLY; /* after an error, unsynced writes are not written */
     if (atomic_load(&db->bg_error) == STRATA_OK)
         st = wal_writer_close(db->wal, 1);
@@ -683,25 +681,23 @@ char *strata_stats_text(strata_db *db)
     char *buf = mem_alloc(cap);
     if (!buf)
         return NULL;
-    int n = snprintf(buf, cap,
-                     "writes: %" PRIu64 " in %" PRIu64 " groups, %" PRIu64 " user bytes\n"
-                     "wal: %" PRIu64 " records, %" PRIu64 " bytes, %" PRIu64 " syncs\n"
-                     "memtable: %" PRIu64 " bytes, %" PRIu64 " immutable waiting\n"
-                     "flush: %" PRIu64 " bytes written; stalls: %" PRIu64 " us\n"
-                     "compactions: %" PRIu64 ", read %" PRIu64 ", wrote %" PRIu64
-                     ", pending %" PRIu64 " bytes\n"
-                     "write amplification: %.3f\n"
-                     "block cache: %" PRIu64 " hits, %" PRIu64 " misses; bloom negatives: %" PRIu64
-                     "\n"
-                     "live keys (estimate): %" PRIu64 "\n"
-                     "background error: %s\n"
-                     "level  files        bytes\n",
-                     s.writes, s.write_groups, s.user_bytes_written, s.wal_records, s.wal_bytes,
-                     s.wal_syncs, s.memtable_bytes, s.immutable_memtables, s.flush_bytes_written,
-                     s.stall_micros, s.compactions, s.compaction_bytes_read,
-                     s.compaction_bytes_written, s.pending_compaction_bytes, s.write_amplification, s.block_cache_hits,
-                     s.block_cache_misses, s.bloom_negatives, s.live_keys_estimate,
-                     strata_strerror(s.background_error));
+    int n = snprintf(
+        buf, cap,
+        "writes: %" PRIu64 " in %" PRIu64 " groups, %" PRIu64 " user bytes\n"
+        "wal: %" PRIu64 " records, %" PRIu64 " bytes, %" PRIu64 " syncs\n"
+        "memtable: %" PRIu64 " bytes, %" PRIu64 " immutable waiting\n"
+        "flush: %" PRIu64 " bytes written; stalls: %" PRIu64 " us\n"
+        "compactions: %" PRIu64 ", read %" PRIu64 ", wrote %" PRIu64 ", pending %" PRIu64 " bytes\n"
+        "write amplification: %.3f\n"
+        "block cache: %" PRIu64 " hits, %" PRIu64 " misses; bloom negatives: %" PRIu64 "\n"
+        "live keys (estimate): %" PRIu64 "\n"
+        "background error: %s\n"
+        "level  files        bytes\n",
+        s.writes, s.write_groups, s.user_bytes_written, s.wal_records, s.wal_bytes, s.wal_syncs,
+        s.memtable_bytes, s.immutable_memtables, s.flush_bytes_written, s.stall_micros,
+        s.compactions, s.compaction_bytes_read, s.compaction_bytes_written,
+        s.pending_compaction_bytes, s.write_amplification, s.block_cache_hits, s.block_cache_misses,
+        s.bloom_negatives, s.live_keys_estimate, strata_strerror(s.background_error));
     for (int l = 0; l < s.levels && n > 0 && (size_t)n < cap; l++)
         n += snprintf(buf + n, cap - (size_t)n, "%5d %6" PRIu64 " %12" PRIu64 "\n", l,
                       s.level_files[l], s.level_bytes[l]);

@@ -38,8 +38,7 @@ int db_apply(strata_db *db, struct version_edit *e)
     return STRATA_OK;
 }
 
-static void remove_outputs(strata_db *db, const struct compaction *c,
-                           const struct version_edit *e)
+static void remove_outputs(strata_db *db, const struct compaction *c, const struct version_edit *e)
 {
     for (size_t i = 0; i < e->nadded && !c->trivial_move; i++) {
         char name[32], path[IO_PATH_MAX];
@@ -56,8 +55,8 @@ static int run(strata_db *db, struct compaction *c)
     edit_init(&e);
     struct compaction_stats cs = {0};
     uint64_t t0 = uv_hrtime();
-    int st = compaction_run(c, &db->copts, db->env, db->dir, db->vs, db_oldest_snapshot(db), &e,
-                            &cs);
+    int st =
+        compaction_run(c, &db->copts, db->env, db->dir, db->vs, db_oldest_snapshot(db), &e, &cs);
     if (st == STRATA_OK) {
         st = db_apply(db, &e);
         if (st != STRATA_OK)
@@ -68,9 +67,9 @@ static int run(strata_db *db, struct compaction *c)
     infolog_printf(db->log,
                    "compaction L%d->L%d (%s%s): %zu+%zu files, %zu out, read %" PRIu64
                    ", wrote %" PRIu64 ", dropped %" PRIu64 " entries, %.1f ms: %s",
-                   c->level, c->out_level, c->reason, c->trivial_move ? ", moved" : "",
-                   c->nin[0], c->nin[1], outputs, cs.bytes_read, cs.bytes_written,
-                   cs.entries_dropped, (double)(uv_hrtime() - t0) / 1e6, strata_strerror(st));
+                   c->level, c->out_level, c->reason, c->trivial_move ? ", moved" : "", c->nin[0],
+                   c->nin[1], outputs, cs.bytes_read, cs.bytes_written, cs.entries_dropped,
+                   (double)(uv_hrtime() - t0) / 1e6, strata_strerror(st));
     if (st == STRATA_OK) {
         atomic_fetch_add(&db->st_compactions, 1);
         if (!c->trivial_move) {

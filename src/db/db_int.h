@@ -37,8 +37,8 @@ struct writer {
     enum writer_kind kind;
     strata_batch *batch; /* WRITER_BATCH only */
     int durability;
-    int done;   /* set by the leader that committed it (under mu) */
-    int status; /* valid once done */
+    int done;        /* set by the leader that committed it (under mu) */
+    int status;      /* valid once done */
     uint64_t target; /* WRITER_FLUSH: wait until this many memtables are flushed */
     uv_cond_t cv;
     struct writer *next;
@@ -61,8 +61,8 @@ struct strata_db {
     struct block_cache *cache;
 
     uv_mutex_t mu;
-    struct writer *head, *tail; /* (mu) the queue; head is the leader */
-    struct memtable *mem;       /* (mu) the active memtable, logged in wal_number */
+    struct writer *head, *tail;          /* (mu) the queue; head is the leader */
+    struct memtable *mem;                /* (mu) the active memtable, logged in wal_number */
     struct memtable *imm[MAX_IMMUTABLE]; /* (mu) oldest first */
     uint64_t imm_log[MAX_IMMUTABLE];     /* (mu) the log each one was written to */
     int nimm;                            /* (mu) */
@@ -72,7 +72,7 @@ struct strata_db {
        broadcast when a flush ends (stalled writers and strata_flush wait on it). */
     uv_thread_t flusher;
     int flusher_started;
-    int bg_stop;    /* (mu) */
+    int bg_stop; /* (mu) */
     uv_cond_t bg_cv;
 
     /* Compaction workers (db_compact.c). */
@@ -92,12 +92,12 @@ struct strata_db {
     /* Owned by the commit leader. */
     struct wal_writer *wal;
     uint64_t wal_number;
-    int wal_dirty;         /* records written or buffered since the last fdatasync */
+    int wal_dirty; /* records written or buffered since the last fdatasync */
 
-    atomic_uint_fast64_t last_seq; /* newest sequence visible to readers */
+    atomic_uint_fast64_t last_seq;    /* newest sequence visible to readers */
     struct strata_snapshot snapshots; /* (mu) ring head: live snapshots, oldest first */
-    atomic_int bg_error;           /* STRATA_OK or the error that stopped writes */
-    atomic_int async_pending;      /* ASYNC records not yet synced */
+    atomic_int bg_error;              /* STRATA_OK or the error that stopped writes */
+    atomic_int async_pending;         /* ASYNC records not yet synced */
 
     /* The ASYNC syncer: wakes every sync_interval_ms or when stop is set. */
     uv_thread_t syncer;

@@ -148,7 +148,8 @@ static void find_prev(strata_iter *it)
 
 static int overlaps_bounds(const strata_iter *it, const struct file_meta *f)
 {
-    if (it->has_upper && ukey_compare(f->smallest, f->smallest_len, it->upper.p, it->upper.len) >= 0)
+    if (it->has_upper &&
+        ukey_compare(f->smallest, f->smallest_len, it->upper.p, it->upper.len) >= 0)
         return 0;
     if (it->has_lower && ukey_compare(f->largest, f->largest_len, it->lower.p, it->lower.len) < 0)
         return 0;

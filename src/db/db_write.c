@@ -147,9 +147,8 @@ static void lead(strata_db *db, struct writer *leader)
     uint64_t seq = 0;
     if (st == STRATA_OK && leader->kind != WRITER_FLUSH) {
         uv_mutex_unlock(&db->mu);
-        st = atomic_load(&db->bg_error) != STRATA_OK
-                 ? STRATA_READONLY
-                 : commit_group(db, mem, leader, last, &seq);
+        st = atomic_load(&db->bg_error) != STRATA_OK ? STRATA_READONLY
+                                                     : commit_group(db, mem, leader, last, &seq);
         uv_mutex_lock(&db->mu);
     }
     leader->target = db->switches;

@@ -23,11 +23,11 @@
 
 /* open flags */
 enum {
-    IO_READ = 0,      /* read only */
-    IO_WRITE = 1,     /* read and write */
-    IO_CREATE = 2,    /* create if missing (with IO_WRITE) */
-    IO_EXCL = 4,      /* fail with STRATA_INVALID if it exists (with IO_CREATE) */
-    IO_TRUNCATE = 8,  /* truncate to zero length on open */
+    IO_READ = 0,     /* read only */
+    IO_WRITE = 1,    /* read and write */
+    IO_CREATE = 2,   /* create if missing (with IO_WRITE) */
+    IO_EXCL = 4,     /* fail with STRATA_INVALID if it exists (with IO_CREATE) */
+    IO_TRUNCATE = 8, /* truncate to zero length on open */
 };
 
 /* What link returns when the file system cannot give the file a second name

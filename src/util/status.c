@@ -22,8 +22,8 @@ int status_error(int code, const char *file, int line)
 const char *strata_strerror(int status)
 {
     switch (status) {
-#define STATUS_CASE_(name, code, text)                                                     \
-    case (code):                                                                           \
+#define STATUS_CASE_(name, code, text)                                                             \
+    case (code):                                                                                   \
         return text;
         STRATA_STATUS_MAP(STATUS_CASE_)
 #undef STATUS_CASE_
@@ -35,6 +35,5 @@ const char *strata_version(void)
 {
 #define STR2_(x) #x
 #define STR_(x) STR2_(x)
-    return STR_(STRATA_VERSION_MAJOR) "." STR_(STRATA_VERSION_MINOR) "." STR_(
-        STRATA_VERSION_PATCH);
+    return STR_(STRATA_VERSION_MAJOR) "." STR_(STRATA_VERSION_MINOR) "." STR_(STRATA_VERSION_PATCH);
 }

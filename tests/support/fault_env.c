@@ -21,12 +21,12 @@ static int should_fail(struct fault_env *f, enum fault_op op)
 }
 
 #define F(e) ((struct fault_env *)(e))
-#define PASS(op, call)                                                                         \
-    do {                                                                                       \
-        int st_ = should_fail(F(env), op);                                                     \
-        if (st_ != STRATA_OK)                                                                  \
-            return st_;                                                                        \
-        return call;                                                                           \
+#define PASS(op, call)                                                                             \
+    do {                                                                                           \
+        int st_ = should_fail(F(env), op);                                                         \
+        if (st_ != STRATA_OK)                                                                      \
+            return st_;                                                                            \
+        return call;                                                                               \
     } while (0)
 
 static int f_open(io_env *env, const char *path, int flags, int *fd)
@@ -148,8 +148,7 @@ void fault_env_init(struct fault_env *f, io_env *base)
     atomic_init(&f->sync_delay_us, 0);
 }
 
-void fault_env_arm(struct fault_env *f, enum fault_op op, unsigned long nth, int sticky,
-                   int status)
+void fault_env_arm(struct fault_env *f, enum fault_op op, unsigned long nth, int sticky, int status)
 {
     atomic_store(&f->armed_op, -1);
     atomic_store(&f->fail_at, atomic_load(&f->calls[op]) + nth);

@@ -35,11 +35,11 @@ struct fault_env {
     io_env env; /* first: pass &f->env to db_open */
     io_env *base;
     atomic_ulong calls[FOP_COUNT];
-    atomic_int armed_op;        /* -1 = nothing armed */
-    atomic_ulong fail_at;       /* fail when calls[op] reaches this */
+    atomic_int armed_op;  /* -1 = nothing armed */
+    atomic_ulong fail_at; /* fail when calls[op] reaches this */
     atomic_int sticky, status;
-    atomic_ulong fired;         /* failures injected so far */
-    atomic_uint sync_delay_us;  /* sleep this long in every sync (a slow disk) */
+    atomic_ulong fired;        /* failures injected so far */
+    atomic_uint sync_delay_us; /* sleep this long in every sync (a slow disk) */
 };
 
 /* Initialises f over base (NULL = io_posix()) with nothing armed. */
