@@ -294,6 +294,76 @@ START_TEST(iterator_outlives_compaction)
 }
 END_TEST
 
+START_TEST(scans_across_many_tables_per_level)
+{
+    /* 20,000 keys in 64 KiB tables: each level holds many tables, so scans
+       and seeks cross from table to table inside a level in both directions */
+    uint64_t seed = tu_seed("scans_across_many_tables_per_level");
+    strata_options o;
+    strata_options_init(&o);
+    o.memtable_bytes = (size_t)64 << 10;
+    o.target_file_bytes = (size_t)64 << 10;
+    o.level_base_bytes = (size_t)1 << 20;
+    strata_db *db;
+    ck_assert_int_eq(strata_open(dir, &o, &db), STRATA_OK);
+    const int n = 20000;
+    char k[32], v[128];
+    memset(v, 'v', sizeof(v));
+    for (int i = 0; i < n; i++)
+        ck_assert_int_eq(strata_put(db, NULL, k, (size_t)sprintf(k, "k%06d", i), v, 100),
+                         STRATA_OK);
+    for (int i = 0; i < n; i += 3) /* every third key deleted */
+        ck_assert_int_eq(strata_delete(db, NULL, k, (size_t)sprintf(k, "k%06d", i)), STRATA_OK);
+    ck_assert_int_eq(strata_compact_range(db, NULL, 0, NULL, 0), STRATA_OK);
+    strata_stats st;
+    strata_stats_get(db, &st);
+    uint64_t deepest_files = 0;
+    for (int l = 1; l < st.levels; l++)
+        if (st.level_files[l] > deepest_files)
+            deepest_files = st.level_files[l];
+    ck_assert_uint_gt(deepest_files, 10);
+    strata_iter *it = strata_iter_new(db, NULL);
+    int count = 0, last = -1;
+    for (strata_iter_first(it); strata_iter_valid(it); strata_iter_next(it), count++) {
+        size_t kl;
+        const char *key = strata_iter_key(it, &kl);
+        int i = atoi(key + 1);
+        ck_assert_int_gt(i, last);
+        ck_assert_int_ne(i % 3, 0);
+        last = i;
+    }
+    ck_assert_int_eq(count, n - (n + 2) / 3);
+    count = 0;
+    for (strata_iter_last(it); strata_iter_valid(it); strata_iter_prev(it))
+        count++;
+    ck_assert_int_eq(count, n - (n + 2) / 3);
+    for (int round = 0; round < 300; round++) {
+        int target = (int)(tu_rand(&seed) % (uint64_t)n);
+        size_t kl = (size_t)sprintf(k, "k%06d", target);
+        int want = target % 3 ? target : target + 1; /* first live key >= target */
+        strata_iter_seek(it, k, kl);
+        for (int step = 0; step < 40 && want < n; step++) {
+            ck_assert(strata_iter_valid(it));
+            size_t gl;
+            const char *got = strata_iter_key(it, &gl);
+            ck_assert_int_eq(atoi(got + 1), want);
+            if (tu_rand(&seed) % 3) {
+                strata_iter_next(it);
+                want += want % 3 == 1 ? 1 : 2;
+            } else {
+                if (want <= 1)
+                    break;
+                strata_iter_prev(it);
+                want -= want % 3 == 2 ? 1 : 2;
+            }
+        }
+    }
+    ck_assert_int_eq(strata_iter_status(it), STRATA_OK);
+    strata_iter_free(it);
+    ck_assert_int_eq(strata_close(db), STRATA_OK);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("scan");
@@ -301,6 +371,7 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, iterator_outlives_compaction);
     tcase_add_test(tc, scans_match_model);
+    tcase_add_test(tc, scans_across_many_tables_per_level);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -96,6 +96,13 @@ void iter_free(struct iter *it);
 /* An iterator over a table (the reader must outlive it), or NULL (no memory). */
 struct iter *iter_table(struct sst_reader *r, const struct sst_read_options *ro);
 
+/* An iterator over the n tables of one level >= 1 (sorted, not overlapping),
+ * opening one table at a time. files is borrowed: the caller keeps the version
+ * holding it referenced for the iterator's life. NULL when out of memory. */
+struct file_meta;
+struct iter *iter_level(struct file_meta *const *files, size_t n,
+                        const struct sst_read_options *ro);
+
 /* An iterator over a memtable (it holds a reference), or NULL (no memory). */
 struct iter *iter_memtable(struct memtable *m);
 

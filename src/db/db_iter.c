@@ -216,12 +216,22 @@ static int build_merge(strata_iter *it, const strata_read_options *ro)
     for (int i = it->rv.nimm - 1; st == STRATA_OK && i >= 0; i--)
         if (!(ch[n++] = iter_memtable(it->rv.imm[i])))
             st = ERR_NOMEM();
-    /* Tables outside the bounds are never opened for this scan. */
-    for (int l = 0; st == STRATA_OK && l < NUM_LEVELS; l++)
-        for (size_t i = 0; st == STRATA_OK && i < v->nfiles[l]; i++)
-            if (overlaps_bounds(it, v->files[l][i]) &&
-                !(ch[n++] = iter_table(v->files[l][i]->reader, &so)))
-                st = ERR_NOMEM();
+    /* Tables outside the bounds are never opened for this scan. Level 0's
+       tables may overlap: one child each. A deeper level is one sorted run:
+       one child that opens its tables one at a time. */
+    for (size_t i = 0; st == STRATA_OK && i < v->nfiles[0]; i++)
+        if (overlaps_bounds(it, v->files[0][i]) &&
+            !(ch[n++] = iter_table(v->files[0][i]->reader, &so)))
+            st = ERR_NOMEM();
+    for (int l = 1; st == STRATA_OK && l < NUM_LEVELS; l++) {
+        size_t from = 0, to = v->nfiles[l];
+        while (from < to && !overlaps_bounds(it, v->files[l][from]))
+            from++;
+        while (to > from && !overlaps_bounds(it, v->files[l][to - 1]))
+            to--;
+        if (from < to && !(ch[n++] = iter_level(v->files[l] + from, to - from, &so)))
+            st = ERR_NOMEM();
+    }
     if (st != STRATA_OK) {
         for (size_t i = 0; i + 1 < n; i++)
             iter_free(ch[i]);
