@@ -87,8 +87,10 @@ int db_make_room(strata_db *db, int force)
             uv_mutex_lock(&db->mu);
             return st;
         }
+        /* Only the leader uses db->wal: close it (synced above) before taking
+           mu again, so no file operation runs under mu. */
+        wal_writer_close(db->wal, 0);
         uv_mutex_lock(&db->mu);
-        wal_writer_close(db->wal, 0); /* synced above */
         db->imm[db->nimm] = db->mem;
         db->imm_log[db->nimm] = db->wal_number;
         db->nimm++;
@@ -96,7 +98,6 @@ int db_make_room(strata_db *db, int force)
         db->mem = fresh;
         db->wal = w;
         db->wal_number = number;
-        db->wal_dirty = 0;
         atomic_store(&db->async_pending, 0);
         uv_cond_broadcast(&db->bg_cv);
         force = 0;

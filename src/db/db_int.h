@@ -92,7 +92,6 @@ struct strata_db {
     /* Owned by the commit leader. */
     struct wal_writer *wal;
     uint64_t wal_number;
-    int wal_dirty; /* records written or buffered since the last fdatasync */
 
     atomic_uint_fast64_t last_seq;    /* newest sequence visible to readers */
     struct strata_snapshot snapshots; /* (mu) ring head: live snapshots, oldest first */

@@ -12,7 +12,7 @@
  *   queued --(leader took it into its group)-----> done
  *
  * INVARIANTS
- * 1. At most one leader exists; only the leader touches db->wal, db->wal_dirty
+ * 1. At most one leader exists; only the leader touches db->wal
  *    and adds to the memtable, so WAL order equals sequence order equals
  *    memtable insertion order.
  * 2. last_seq is published only after every batch up to it is wholly in the
@@ -90,7 +90,6 @@ static int commit_group(strata_db *db, struct memtable *mem, struct writer *lead
                 if (st != STRATA_OK)
                     break;
                 records++;
-                db->wal_dirty = 1;
                 if (w->durability == STRATA_DURABLE_ASYNC)
                     atomic_store_explicit(&db->async_pending, 1, memory_order_relaxed);
             }
@@ -102,10 +101,9 @@ static int commit_group(strata_db *db, struct memtable *mem, struct writer *lead
     }
     if (st == STRATA_OK && (write_now || wal_writer_pending(db->wal) > ASYNC_BUFFER_LIMIT))
         st = wal_writer_write(db->wal);
-    if (st == STRATA_OK && sync && db->wal_dirty) {
+    if (st == STRATA_OK && sync && wal_writer_unsynced(db->wal)) {
         st = wal_writer_sync(db->wal);
         if (st == STRATA_OK) {
-            db->wal_dirty = 0;
             atomic_store_explicit(&db->async_pending, 0, memory_order_relaxed);
             atomic_fetch_add_explicit(&db->st_wal_syncs, 1, memory_order_relaxed);
         }

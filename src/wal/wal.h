@@ -57,6 +57,10 @@ int wal_writer_sync(struct wal_writer *w);
 /* Bytes of the file including buffered records (the offset the next record gets). */
 uint64_t wal_writer_size(const struct wal_writer *w);
 
+/* Whether anything was added or written since the last successful sync, i.e.
+   whether wal_writer_sync would issue an fdatasync. */
+int wal_writer_unsynced(const struct wal_writer *w);
+
 /* Bytes appended but not yet written to the file. */
 size_t wal_writer_pending(const struct wal_writer *w);
 

@@ -208,11 +208,16 @@ int wal_writer_write(struct wal_writer *w)
     return st;
 }
 
+int wal_writer_unsynced(const struct wal_writer *w)
+{
+    return w->len != 0 || w->file_size != w->idle_end;
+}
+
 int wal_writer_sync(struct wal_writer *w)
 {
     if (w->error != STRATA_OK)
         return w->error;
-    if (w->len == 0 && w->file_size == w->idle_end)
+    if (!wal_writer_unsynced(w))
         return STRATA_OK;
     /* Room for the marker is reserved before any I/O, so running out of memory
        cannot strand the writer between a successful fdatasync and its marker. */
