@@ -182,6 +182,23 @@ STRATA_API int strata_put(strata_db *db, const strata_write_options *wo, const v
 STRATA_API int strata_delete(strata_db *db, const strata_write_options *wo, const void *key,
                              size_t klen);
 
+/* Removes every key k with begin <= k < end (bytewise order) as one write: one
+ * log record and one memtable entry however many keys the range covers. Keys
+ * written later (at a higher sequence) are not affected, and snapshots taken
+ * before it still see the old keys. Readers skip covered keys at once; the space
+ * is reclaimed as compaction rewrites the covered tables (strata_compact_range
+ * over the range reclaims it now). An empty range (begin == end) is accepted
+ * and removes nothing. Returns as strata_put; STRATA_INVALID also for
+ * begin > end or either bound longer than STRATA_MAX_KEY_LEN. */
+STRATA_API int strata_delete_range(strata_db *db, const strata_write_options *wo,
+                                   const void *begin, size_t blen, const void *end, size_t elen);
+
+/* Removes every key that starts with prefix (plen 0: every key), as one range
+ * delete of [prefix, the first key after all keys with the prefix). Returns as
+ * strata_delete_range. */
+STRATA_API int strata_delete_prefix(strata_db *db, const strata_write_options *wo,
+                                    const void *prefix, size_t plen);
+
 /* Looks key up in the latest state. ro may be NULL. On STRATA_OK, *val points at a
  * fresh copy of the value (malloc'd even when vlen is 0) that the caller frees with
  * strata_free, and *vlen is its length. Returns STRATA_OK; STRATA_NOTFOUND;
@@ -211,6 +228,11 @@ STRATA_API int strata_batch_put(strata_batch *b, const void *key, size_t klen, c
 
 /* Adds a delete. Returns as strata_batch_put. */
 STRATA_API int strata_batch_delete(strata_batch *b, const void *key, size_t klen);
+
+/* Adds a range delete of [begin, end) (see strata_delete_range). Returns as
+   strata_batch_put; STRATA_INVALID also for begin > end. */
+STRATA_API int strata_batch_delete_range(strata_batch *b, const void *begin, size_t blen,
+                                         const void *end, size_t elen);
 
 /* Removes every entry; the batch can be reused. NULL is accepted. */
 STRATA_API void strata_batch_clear(strata_batch *b);
