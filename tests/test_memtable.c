@@ -86,7 +86,7 @@ static void expect_get(struct memtable *m, const void *key, size_t klen, uint64_
     int kind = -1;
     const void *val = NULL;
     size_t vlen = 12345;
-    EXPECT_INT_EQ(memtable_get(m, key, klen, seq, &kind, &val, &vlen), STRATA_OK);
+    EXPECT_INT_EQ(memtable_get(m, key, klen, seq, &kind, &val, &vlen, NULL), STRATA_OK);
     if (!want) {
         EXPECT_INT_EQ(kind, KIND_DELETE);
         return;
@@ -107,7 +107,7 @@ static void expect_absent(struct memtable *m, const void *key, size_t klen, uint
     int kind = 77;
     const void *val = (const void *)&kind;
     size_t vlen = 77;
-    EXPECT_INT_EQ(memtable_get(m, key, klen, seq, &kind, &val, &vlen), STRATA_NOTFOUND);
+    EXPECT_INT_EQ(memtable_get(m, key, klen, seq, &kind, &val, &vlen, NULL), STRATA_NOTFOUND);
     /* out-parameters untouched on failure */
     EXPECT_INT_EQ(kind, 77);
     EXPECT_UINT_EQ(vlen, 77);
@@ -218,7 +218,7 @@ START_TEST(add_get_basic)
     expect_absent(m, "cherry", 6, 2);
     expect_absent(m, "apple", 5, 0);
     /* NULL out-parameters are allowed */
-    ck_assert_int_eq(memtable_get(m, "apple", 5, 10, NULL, NULL, NULL), STRATA_OK);
+    ck_assert_int_eq(memtable_get(m, "apple", 5, 10, NULL, NULL, NULL, NULL), STRATA_OK);
     ck_assert_int_eq(memtable_check(m), STRATA_OK);
     memtable_unref(m);
 }
@@ -248,7 +248,7 @@ START_TEST(versions_and_deletes)
     int kind = -1;
     const void *val = "x";
     size_t vlen = 9;
-    ck_assert_int_eq(memtable_get(m, "k", 1, 22, &kind, &val, &vlen), STRATA_OK);
+    ck_assert_int_eq(memtable_get(m, "k", 1, 22, &kind, &val, &vlen, NULL), STRATA_OK);
     ck_assert_int_eq(kind, KIND_DELETE);
     ck_assert_ptr_null(val);
     ck_assert_uint_eq(vlen, 0);
@@ -1138,14 +1138,14 @@ static int reader_get(struct reader *rd)
     int kind = -1;
     const void *val = NULL;
     size_t vlen = 0;
-    int rc = memtable_get(r->m, k, RACE_KLEN, SEQ_MAX, &kind, &val, &vlen);
+    int rc = memtable_get(r->m, k, RACE_KLEN, SEQ_MAX, &kind, &val, &vlen, NULL);
     if (rc != STRATA_OK || kind != KIND_VALUE || vlen != wlen || memcmp(val, want, wlen) != 0)
         reader_fail(rd, "get of a done entry", v, done);
     /* the entry has sequence j + 1: nothing visible before it */
-    if (memtable_get(r->m, k, RACE_KLEN, j, &kind, &val, &vlen) != STRATA_NOTFOUND)
+    if (memtable_get(r->m, k, RACE_KLEN, j, &kind, &val, &vlen, NULL) != STRATA_NOTFOUND)
         reader_fail(rd, "get below the only version", v, done);
     race_key(k, r->n + (uint32_t)(tu_rand(&rd->rng) % 1000)); /* never added */
-    if (memtable_get(r->m, k, RACE_KLEN, SEQ_MAX, &kind, &val, &vlen) != STRATA_NOTFOUND)
+    if (memtable_get(r->m, k, RACE_KLEN, SEQ_MAX, &kind, &val, &vlen, NULL) != STRATA_NOTFOUND)
         reader_fail(rd, "get of a key never added", v, done);
     return 1;
 }

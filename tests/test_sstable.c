@@ -277,7 +277,7 @@ static void expect_get(struct sst_reader *r, const struct sst_read_options *ro,
     int kind = -1;
     void *val = NULL;
     size_t vlen = 0;
-    int st = sst_reader_get(r, ro, key->key, key->klen, seq, &kind, &val, &vlen, NULL);
+    int st = sst_reader_get(r, ro, key->key, key->klen, seq, &kind, &val, &vlen, NULL, NULL);
     if (!want) {
         EXPECT(st == STRATA_NOTFOUND, "key %zu seq %llu: status %d, expected NOTFOUND", k,
                (unsigned long long)seq, st);
@@ -764,7 +764,7 @@ START_TEST(test_table_roundtrip)
         int kind;
         void *v;
         size_t vlen;
-        int st = sst_reader_get(r, &RO, k, (size_t)n, SEQ_MAX, &kind, &v, &vlen, NULL);
+        int st = sst_reader_get(r, &RO, k, (size_t)n, SEQ_MAX, &kind, &v, &vlen, NULL, NULL);
         EXPECT_INT_EQ(st, STRATA_NOTFOUND);
     }
     expect_scan(r, &RO, &m);
@@ -872,7 +872,7 @@ START_TEST(test_table_prefix_keys)
         int kind;
         void *v;
         size_t vlen;
-        ck_assert_int_eq(sst_reader_get(r, &RO, outside[i], klen, SEQ_MAX, &kind, &v, &vlen, NULL),
+        ck_assert_int_eq(sst_reader_get(r, &RO, outside[i], klen, SEQ_MAX, &kind, &v, &vlen, NULL, NULL),
                          STRATA_NOTFOUND);
     }
     sst_iter_free(it);
@@ -901,7 +901,7 @@ START_TEST(test_table_empty)
         int kind;
         void *v;
         size_t vlen;
-        ck_assert_int_eq(sst_reader_get(r, &RO, "a", 1, SEQ_MAX, &kind, &v, &vlen, NULL),
+        ck_assert_int_eq(sst_reader_get(r, &RO, "a", 1, SEQ_MAX, &kind, &v, &vlen, NULL, NULL),
                          STRATA_NOTFOUND);
         struct sst_iter *it = sst_iter_new(r, &RO);
         sst_iter_first(it);
@@ -966,9 +966,9 @@ START_TEST(test_builder_invalid)
     int kind;
     void *v;
     size_t vlen;
-    ck_assert_int_eq(sst_reader_get(r, &RO, "b", 1, 4, &kind, &v, &vlen, NULL), STRATA_OK);
+    ck_assert_int_eq(sst_reader_get(r, &RO, "b", 1, 4, &kind, &v, &vlen, NULL, NULL), STRATA_OK);
     ck_assert_int_eq(kind, KIND_DELETE);
-    ck_assert_int_eq(sst_reader_get(r, &RO, "b", 1, 3, &kind, &v, &vlen, NULL), STRATA_NOTFOUND);
+    ck_assert_int_eq(sst_reader_get(r, &RO, "b", 1, 3, &kind, &v, &vlen, NULL, NULL), STRATA_NOTFOUND);
     sst_reader_close(r);
     tu_rmrf(dir);
 }
@@ -1072,16 +1072,16 @@ START_TEST(test_golden_example)
     int kind;
     void *v;
     size_t vlen;
-    ck_assert_int_eq(sst_reader_get(r, &RO, "apple", 5, 5, &kind, &v, &vlen, NULL), STRATA_OK);
+    ck_assert_int_eq(sst_reader_get(r, &RO, "apple", 5, 5, &kind, &v, &vlen, NULL, NULL), STRATA_OK);
     ck_assert_int_eq(kind, KIND_DELETE);
-    ck_assert_int_eq(sst_reader_get(r, &RO, "apple", 5, 7, &kind, &v, &vlen, NULL), STRATA_OK);
+    ck_assert_int_eq(sst_reader_get(r, &RO, "apple", 5, 7, &kind, &v, &vlen, NULL, NULL), STRATA_OK);
     ck_assert_int_eq(kind, KIND_VALUE);
     ck_assert_uint_eq(vlen, 3);
     ck_assert_int_eq(memcmp(v, "red", 3), 0);
     mem_free(v);
-    ck_assert_int_eq(sst_reader_get(r, &RO, "apple", 5, 3, &kind, &v, &vlen, NULL),
+    ck_assert_int_eq(sst_reader_get(r, &RO, "apple", 5, 3, &kind, &v, &vlen, NULL, NULL),
                      STRATA_NOTFOUND);
-    ck_assert_int_eq(sst_reader_get(r, &RO, "banana", 6, SEQ_MAX, &kind, &v, &vlen, NULL),
+    ck_assert_int_eq(sst_reader_get(r, &RO, "banana", 6, SEQ_MAX, &kind, &v, &vlen, NULL, NULL),
                      STRATA_OK);
     ck_assert_uint_eq(vlen, 6);
     mem_free(v);
@@ -1277,7 +1277,7 @@ START_TEST(test_bloom_skips_reads)
         int kind, filtered = -1;
         void *v;
         size_t vlen;
-        EXPECT_INT_EQ(sst_reader_get(r, &RO, k, (size_t)n, SEQ_MAX, &kind, &v, &vlen, &filtered),
+        EXPECT_INT_EQ(sst_reader_get(r, &RO, k, (size_t)n, SEQ_MAX, &kind, &v, &vlen, &filtered, NULL),
                       STRATA_NOTFOUND);
         filtered_count += filtered == 1;
     }
@@ -1290,7 +1290,7 @@ START_TEST(test_bloom_skips_reads)
     int kind, filtered = -1;
     void *v;
     size_t vlen;
-    ck_assert_int_eq(sst_reader_get(r, &RO, "key000000", 9, SEQ_MAX, &kind, &v, &vlen, &filtered),
+    ck_assert_int_eq(sst_reader_get(r, &RO, "key000000", 9, SEQ_MAX, &kind, &v, &vlen, &filtered, NULL),
                      STRATA_OK);
     ck_assert_int_eq(filtered, 0);
     mem_free(v);
@@ -1305,7 +1305,7 @@ START_TEST(test_bloom_skips_reads)
     for (int i = 0; i < 100; i++) {
         char k[16];
         int n = snprintf(k, sizeof(k), "key%06d", i * 2 + 1);
-        ck_assert_int_eq(sst_reader_get(r, &RO, k, (size_t)n, SEQ_MAX, &kind, &v, &vlen, &filtered),
+        ck_assert_int_eq(sst_reader_get(r, &RO, k, (size_t)n, SEQ_MAX, &kind, &v, &vlen, &filtered, NULL),
                          STRATA_NOTFOUND);
         ck_assert_int_eq(filtered, 0);
     }
@@ -1484,7 +1484,7 @@ START_TEST(test_cache_reader)
     int kind;
     void *v;
     size_t vlen;
-    ck_assert_int_eq(sst_reader_get(r, &RO, "key000000", 9, SEQ_MAX, &kind, &v, &vlen, NULL),
+    ck_assert_int_eq(sst_reader_get(r, &RO, "key000000", 9, SEQ_MAX, &kind, &v, &vlen, NULL, NULL),
                      STRATA_OK);
     mem_free(v);
     ck_assert_uint_eq(block_cache_misses(c), 1);
@@ -1493,7 +1493,7 @@ START_TEST(test_cache_reader)
     size_t one = block_cache_usage(c);
     ck_assert_uint_gt(one, 1024);
     ck_assert_uint_lt(one, 4096);
-    ck_assert_int_eq(sst_reader_get(r, &RO, "key000001", 9, SEQ_MAX, &kind, &v, &vlen, NULL),
+    ck_assert_int_eq(sst_reader_get(r, &RO, "key000001", 9, SEQ_MAX, &kind, &v, &vlen, NULL, NULL),
                      STRATA_OK);
     mem_free(v);
     ck_assert_uint_eq(block_cache_hits(c), 1);
@@ -1502,14 +1502,14 @@ START_TEST(test_cache_reader)
     /* fill_cache = 0 reads without inserting, but uses what is cached. */
     for (int i = 0; i < 2; i++) {
         ck_assert_int_eq(
-            sst_reader_get(r, &RO_NOCACHE, "key001999", 9, SEQ_MAX, &kind, &v, &vlen, NULL),
+            sst_reader_get(r, &RO_NOCACHE, "key001999", 9, SEQ_MAX, &kind, &v, &vlen, NULL, NULL),
             STRATA_OK);
         mem_free(v);
     }
     ck_assert_uint_eq(sst_reader_block_reads(r), 3);
     ck_assert_uint_eq(block_cache_usage(c), one);
     ck_assert_int_eq(
-        sst_reader_get(r, &RO_NOCACHE, "key000002", 9, SEQ_MAX, &kind, &v, &vlen, NULL), STRATA_OK);
+        sst_reader_get(r, &RO_NOCACHE, "key000002", 9, SEQ_MAX, &kind, &v, &vlen, NULL, NULL), STRATA_OK);
     mem_free(v);
     ck_assert_uint_eq(sst_reader_block_reads(r), 3);
     ck_assert_uint_eq(block_cache_hits(c), 2);
@@ -1561,7 +1561,7 @@ static void worker_run(void *arg)
         void *v = NULL;
         size_t vlen = 0;
         struct sst_read_options ro = {1, (int)(tu_rand(&rng) % 4 != 0)};
-        int st = sst_reader_get(w->r, &ro, key->key, key->klen, seq, &kind, &v, &vlen, NULL);
+        int st = sst_reader_get(w->r, &ro, key->key, key->klen, seq, &kind, &v, &vlen, NULL, NULL);
         int ok;
         if (!want)
             ok = st == STRATA_NOTFOUND;
@@ -1650,7 +1650,7 @@ static int expect_detected(const char *path, const struct model *m, const char *
         int kind = -1;
         void *v = NULL;
         size_t vlen = 0;
-        st = sst_reader_get(r, &RO, key->key, key->klen, SEQ_MAX, &kind, &v, &vlen, NULL);
+        st = sst_reader_get(r, &RO, key->key, key->klen, SEQ_MAX, &kind, &v, &vlen, NULL, NULL);
         if (st == STRATA_CORRUPTION) {
             bad++;
             continue;
@@ -1678,7 +1678,7 @@ static int expect_detected(const char *path, const struct model *m, const char *
         int kind;
         void *v = NULL;
         size_t vlen;
-        st = sst_reader_get(r, &RO_RAW, key->key, key->klen, SEQ_MAX, &kind, &v, &vlen, NULL);
+        st = sst_reader_get(r, &RO_RAW, key->key, key->klen, SEQ_MAX, &kind, &v, &vlen, NULL, NULL);
         if (st == STRATA_OK && kind == KIND_VALUE)
             mem_free(v);
     }
@@ -1763,7 +1763,7 @@ START_TEST(test_truncation)
         int kind;
         void *v;
         size_t vlen;
-        int st = sst_reader_get(r, &RO, key->key, key->klen, SEQ_MAX, &kind, &v, &vlen, NULL);
+        int st = sst_reader_get(r, &RO, key->key, key->klen, SEQ_MAX, &kind, &v, &vlen, NULL, NULL);
         if (st == STRATA_OK && kind == KIND_VALUE)
             mem_free(v);
         ck_assert(st == STRATA_OK || st == STRATA_CORRUPTION);
@@ -1797,7 +1797,7 @@ static void survive(const char *path, const struct model *m, uint64_t *rng)
             void *v = NULL;
             size_t vlen;
             int st = sst_reader_get(r, k % 2 ? &RO : &RO_RAW, key->key, key->klen, SEQ_MAX, &kind,
-                                    &v, &vlen, NULL);
+                                    &v, &vlen, NULL, NULL);
             if (st == STRATA_OK && kind == KIND_VALUE)
                 mem_free(v);
         }
@@ -1993,7 +1993,7 @@ static int reader_workload(const char *path, const struct model *m)
         int kind;
         void *v = NULL;
         size_t vlen;
-        st = sst_reader_get(r, &RO, key->key, key->klen, SEQ_MAX, &kind, &v, &vlen, NULL);
+        st = sst_reader_get(r, &RO, key->key, key->klen, SEQ_MAX, &kind, &v, &vlen, NULL, NULL);
         if (st == STRATA_NOMEM) {
             nomem++;
             continue;
@@ -2143,9 +2143,9 @@ START_TEST(test_io_faults_reader)
     int kind;
     void *v;
     size_t vlen;
-    ck_assert_int_eq(sst_reader_get(r, &RO, e->key, e->klen, SEQ_MAX, &kind, &v, &vlen, NULL),
+    ck_assert_int_eq(sst_reader_get(r, &RO, e->key, e->klen, SEQ_MAX, &kind, &v, &vlen, NULL, NULL),
                      STRATA_IO);
-    ck_assert_int_eq(sst_reader_get(r, &RO, e->key, e->klen, SEQ_MAX, &kind, &v, &vlen, NULL),
+    ck_assert_int_eq(sst_reader_get(r, &RO, e->key, e->klen, SEQ_MAX, &kind, &v, &vlen, NULL, NULL),
                      STRATA_OK);
     mem_free(v);
     fault_env_arm(&f, FOP_PREAD, 3, 0, STRATA_IO);

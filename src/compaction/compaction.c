@@ -33,6 +33,7 @@
 #include "compaction/iter.h"
 #include "util/ikey.h"
 #include "util/mem.h"
+#include "util/rangedel.h"
 #include "util/status.h"
 
 #define GRANDPARENT_LIMIT_FILES 10
@@ -200,9 +201,19 @@ static int deepest_level(const struct version *v)
     return 0;
 }
 
-static int is_garbage(const struct file_meta *f)
+static uint64_t range_dels(const struct file_meta *f)
 {
-    return f->entries >= GARBAGE_MIN_ENTRIES && f->deletions * 2 >= f->entries;
+    return f->reader ? sst_reader_props(f->reader)->range_dels : 0;
+}
+
+/* Mostly tombstones; or, above the deepest level, holding range tombstones,
+ * which may cover any amount of data below: pushing them down merges them with
+ * what they cover (at the deepest level a rewrite would keep the tombstones a
+ * snapshot still needs, and could repeat for as long as it lives). */
+static int is_garbage(const struct file_meta *f, int level, int deepest)
+{
+    return (f->entries >= GARBAGE_MIN_ENTRIES && f->deletions * 2 >= f->entries) ||
+           (level < deepest && range_dels(f) > 0);
 }
 
 struct compaction *compaction_pick(struct version *v, const struct compaction_options *o,
@@ -254,7 +265,7 @@ struct compaction *compaction_pick(struct version *v, const struct compaction_op
     for (int l = 0; l < NUM_LEVELS; l++)
         for (size_t i = 0; i < v->nfiles[l]; i++) {
             struct file_meta *f = v->files[l][i];
-            if (f->being_compacted || !is_garbage(f))
+            if (f->being_compacted || !is_garbage(f, l, deepest))
                 continue;
             struct compaction *c;
             if (l == 0)
@@ -272,6 +283,34 @@ struct compaction *compaction_pick(struct version *v, const struct compaction_op
                 break;
         }
     return NULL;
+}
+
+struct compaction *compaction_manual_bottom(struct version *v, int level, const void *begin,
+                                            size_t blen, const void *end, size_t elen,
+                                            struct compaction **running, size_t nrunning,
+                                            int *busy, int *status)
+{
+    *busy = 0;
+    *status = STRATA_OK;
+    size_t from = v->nfiles[level], to = 0;
+    int garbage = 0;
+    for (size_t i = 0; i < v->nfiles[level]; i++) {
+        struct file_meta *f = v->files[level][i];
+        if (!overlaps(f, begin, blen, end, elen))
+            continue;
+        from = i < from ? i : from;
+        to = i + 1;
+        garbage |= f->deletions > 0 || range_dels(f) > 0;
+        *busy |= f->being_compacted;
+    }
+    if (!garbage || *busy)
+        return NULL;
+    /* Every file in range, a contiguous run: the outputs stay inside it. */
+    struct compaction *c = make(v, level, level, v->files[level] + from, to - from, running,
+                                nrunning, "manual", busy);
+    if (!c && !*busy)
+        *status = ERR_NOMEM();
+    return c;
 }
 
 struct compaction *compaction_manual(struct version *v, int level, const void *begin, size_t blen,
@@ -426,12 +465,126 @@ static int move_file(struct compaction *c, struct version_edit *edit)
     return st;
 }
 
+/* ------------------------------------------------------------------ range tombstones */
+
+/* Whether a level from `from` down may hold a key in [b, e). */
+static int deeper_overlaps(const struct version *v, int from, const void *b, size_t blen,
+                           const void *e, size_t elen)
+{
+    for (int l = from; l < NUM_LEVELS; l++) {
+        size_t lo = 0, hi = v->nfiles[l];
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (file_ends_before(v->files[l][mid], b, blen))
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (lo < v->nfiles[l] &&
+            ukey_compare(v->files[l][lo]->smallest, v->files[l][lo]->smallest_len, e, elen) < 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* Every input's range tombstones as one set (NULL when none). */
+static int input_range_dels(const struct compaction *c, struct rangedel_set **out)
+{
+    size_t n = c->nin[0] + c->nin[1];
+    struct rangedel_set **sets = mem_alloc((n ? n : 1) * sizeof(*sets));
+    if (!sets)
+        return ERR_NOMEM();
+    size_t k = 0;
+    for (int w = 0; w < 2; w++)
+        for (size_t i = 0; i < c->nin[w]; i++)
+            sets[k++] = sst_reader_range_dels(c->in[w][i]->reader);
+    int st = rangedel_set_merge(sets, k, UINT64_MAX, out);
+    mem_free(sets);
+    return st;
+}
+
+/* What writing the outputs needs besides the current output. */
+struct run {
+    const struct compaction_options *o;
+    io_env *env;
+    const char *dir;
+    struct version_set *vs;
+    const struct compaction *c;
+    uint64_t oldest_snapshot;
+    const struct rangedel_set *rd; /* the inputs' tombstones */
+    uint64_t *keep;                /* scratch: rangedel_set_max_nseq(rd) */
+};
+
+/* A user-key bound; has = 0 means unbounded. */
+struct bound {
+    const void *p;
+    size_t len;
+    int has;
+};
+
+/* Adds to the output (opening one if needed) the inputs' tombstones clipped
+ * to [lo, hi), the key range this output covers: consecutive outputs split
+ * a tombstone at the first key of the later one, so every key the inputs'
+ * tombstones covered stays covered in exactly one output, and the outputs'
+ * ranges do not overlap (a table ending in a tombstone ends before its end
+ * key: sst_builder_add_range_del). Tombstones no reader needs are left out:
+ * see rangedel_frag_needed; a fragment is at the bottom when no level under
+ * the output level overlaps it. */
+static int emit_range_dels(struct run *r, struct output *out, struct bound lo, struct bound hi)
+{
+    const struct rangedel_set *rd = r->rd;
+    if (!rd)
+        return STRATA_OK;
+    int inside;
+    size_t i = lo.has ? rangedel_set_find(rd, lo.p, lo.len, &inside) : 0;
+    for (; i < rd->nfrag; i++) {
+        const struct rangedel_frag *f = &rd->frags[i];
+        if (hi.has && ukey_compare(f->begin, f->blen, hi.p, hi.len) >= 0)
+            break;
+        const void *b = f->begin, *e = f->end;
+        size_t blen = f->blen, elen = f->elen;
+        if (lo.has && ukey_compare(b, blen, lo.p, lo.len) < 0)
+            b = lo.p, blen = lo.len;
+        if (hi.has && ukey_compare(e, elen, hi.p, hi.len) > 0)
+            e = hi.p, elen = hi.len;
+        if (ukey_compare(b, blen, e, elen) >= 0)
+            continue;
+        int bottom = !deeper_overlaps(r->c->v, r->c->out_level + 1, b, blen, e, elen);
+        size_t n = rangedel_frag_needed(f, r->oldest_snapshot, bottom, r->keep);
+        int st = STRATA_OK;
+        if (n && !out->b)
+            st = open_output(out, r->o, r->env, r->dir, r->vs);
+        for (size_t j = 0; st == STRATA_OK && j < n; j++)
+            st = sst_builder_add_range_del(out->b, b, blen, e, elen, r->keep[j]);
+        if (st != STRATA_OK)
+            return st;
+    }
+    return STRATA_OK;
+}
+
 int compaction_run(struct compaction *c, const struct compaction_options *o, io_env *env,
                    const char *dir, struct version_set *vs, uint64_t oldest_snapshot,
                    struct version_edit *edit, struct compaction_stats *stats)
 {
     if (c->trivial_move)
         return move_file(c, edit);
+
+    struct run run = {o, env, dir, vs, c, oldest_snapshot, NULL, NULL};
+    struct rangedel_set *rd = NULL;
+    int rst = input_range_dels(c, &rd);
+    if (rst == STRATA_OK && rd &&
+        !(run.keep = mem_alloc(rangedel_set_max_nseq(rd) * sizeof(*run.keep))))
+        rst = ERR_NOMEM();
+    if (rst != STRATA_OK) {
+        rangedel_set_unref(rd);
+        return rst;
+    }
+    run.rd = rd;
+    struct rangedel_cursor cur = {rd, 0};
+    /* The first key of the current output's range (none for the first). */
+    void *lo = NULL;
+    size_t lo_len = 0, lo_cap = 0;
+    int has_lo = 0;
 
     size_t n = c->nin[0] + c->nin[1];
     struct iter **children = mem_alloc((n ? n : 1) * sizeof(*children));
@@ -454,6 +607,8 @@ int compaction_run(struct compaction *c, const struct compaction_options *o, io_
         for (size_t i = 0; i < k && st != STRATA_OK; i++)
             iter_free(children[i]);
         mem_free(children);
+        rangedel_set_unref(rd);
+        mem_free(run.keep);
         return st != STRATA_OK ? st : ERR_NOMEM();
     }
     mem_free(children);
@@ -487,9 +642,22 @@ int compaction_run(struct compaction *c, const struct compaction_options *o, io_
                 }
             if (out.b && (sst_builder_size(out.b) >= o->target_file_bytes ||
                           out.grandparent_bytes > gp_limit)) {
-                st = finish_output(&out, edit, c->out_level, stats);
+                st = emit_range_dels(&run, &out, (struct bound){lo, lo_len, has_lo},
+                                     (struct bound){key, klen, 1});
+                if (st == STRATA_OK)
+                    st = finish_output(&out, edit, c->out_level, stats);
+                if (st == STRATA_OK && klen > lo_cap) {
+                    void *nl = mem_realloc(lo, klen);
+                    st = nl ? STRATA_OK : ERR_NOMEM();
+                    if (nl)
+                        lo = nl, lo_cap = klen;
+                }
                 if (st != STRATA_OK)
                     break;
+                if (klen)
+                    memcpy(lo, key, klen);
+                lo_len = klen;
+                has_lo = 1;
             }
             if (klen > last_cap) {
                 void *nl = mem_realloc(last, klen);
@@ -510,6 +678,11 @@ int compaction_run(struct compaction *c, const struct compaction_options *o, io_
             continue;
         }
         last_seq = seq;
+        if (seq < rangedel_cursor_covering(&cur, key, klen, oldest_snapshot)) {
+            /* A range tombstone every reader sees covers it. */
+            stats->entries_dropped++;
+            continue;
+        }
         if (trailer_kind(trailer) == KIND_DELETE && seq <= oldest_snapshot &&
             !deeper_may_hold(&base, key, klen)) {
             /* Nothing under it to hide: the tombstone (and, by the rule above,
@@ -526,6 +699,12 @@ int compaction_run(struct compaction *c, const struct compaction_options *o, io_
         st = iter_status(it);
     iter_free(it);
     mem_free(last);
+    if (st == STRATA_OK)
+        st = emit_range_dels(&run, &out, (struct bound){lo, lo_len, has_lo},
+                             (struct bound){NULL, 0, 0});
+    mem_free(lo);
+    rangedel_set_unref(rd);
+    mem_free(run.keep);
     if (st == STRATA_OK && out.b)
         st = finish_output(&out, edit, c->out_level, stats);
     if (st != STRATA_OK) {

@@ -67,6 +67,14 @@ struct compaction *compaction_manual(struct version *v, int level, const void *b
                                      const void *end, size_t elen, struct compaction **running,
                                      size_t nrunning, int *busy, int *status);
 
+/* A rewrite in place of every file of `level` (the deepest) overlapping
+ * [begin, end], when one of them holds tombstones a rewrite could drop; else
+ * NULL, with *busy and *status as compaction_manual. */
+struct compaction *compaction_manual_bottom(struct version *v, int level, const void *begin,
+                                            size_t blen, const void *end, size_t elen,
+                                            struct compaction **running, size_t nrunning,
+                                            int *busy, int *status);
+
 /* Counters a run adds to. */
 struct compaction_stats {
     uint64_t bytes_read, bytes_written, entries_dropped;

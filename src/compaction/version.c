@@ -29,6 +29,7 @@
 #include "compaction/version.h"
 #include "util/ikey.h"
 #include "util/mem.h"
+#include "util/rangedel.h"
 #include "util/status.h"
 #include "wal/wal.h"
 
@@ -91,6 +92,7 @@ void version_unref(struct version *v)
             file_unref(v->files[l][i]);
         mem_free(v->files[l]);
     }
+    rangedel_set_unref(v->range_dels);
     mem_free(v);
 }
 
@@ -128,6 +130,32 @@ static void version_discard(struct version *v, const struct version_edit *e)
         atomic_fetch_sub(&e->added[i].f->refs, 1);
 }
 
+/* v->range_dels: every table's range tombstones as one set. Rebuilt for each
+ * version from the tables' own sets, so its cost grows with the tombstones in
+ * the database, not with the data; a version without any costs nothing. */
+static int collect_range_dels(struct version *v)
+{
+    size_t n = 0;
+    for (int l = 0; l < NUM_LEVELS; l++)
+        for (size_t i = 0; i < v->nfiles[l]; i++)
+            n += v->files[l][i]->reader && sst_reader_range_dels(v->files[l][i]->reader);
+    if (!n)
+        return STRATA_OK;
+    struct rangedel_set **sets = mem_alloc(n * sizeof(*sets));
+    if (!sets)
+        return ERR_NOMEM();
+    n = 0;
+    for (int l = 0; l < NUM_LEVELS; l++)
+        for (size_t i = 0; i < v->nfiles[l]; i++) {
+            struct sst_reader *r = v->files[l][i]->reader;
+            if (r && sst_reader_range_dels(r))
+                sets[n++] = sst_reader_range_dels(r);
+        }
+    int st = rangedel_set_merge(sets, n, UINT64_MAX, &v->range_dels);
+    mem_free(sets);
+    return st;
+}
+
 /* base + e -> a new version (base may be NULL). Does not touch e. */
 static int version_build(struct version_set *vs, const struct version *base,
                          const struct version_edit *e, struct version **out)
@@ -160,6 +188,8 @@ static int version_build(struct version_set *vs, const struct version *base,
               l == 0 ? cmp_level0 : cmp_by_smallest);
     }
     int st = version_check(v);
+    if (st == STRATA_OK)
+        st = collect_range_dels(v);
     if (st != STRATA_OK) {
         version_discard(v, e); /* as above: e still owns its files */
         return st;
@@ -168,12 +198,24 @@ static int version_build(struct version_set *vs, const struct version *base,
     return STRATA_OK;
 }
 
+int file_ends_before(const struct file_meta *f, const void *key, size_t klen)
+{
+    int c = ukey_compare(f->largest, f->largest_len, key, klen);
+    return c < 0 || (c == 0 && f->largest_trailer == TRAILER_FIRST);
+}
+
+int file_contains(const struct file_meta *f, const void *key, size_t klen)
+{
+    return ukey_compare(key, klen, f->smallest, f->smallest_len) >= 0 &&
+           !file_ends_before(f, key, klen);
+}
+
 int version_check(const struct version *v)
 {
     for (int l = 1; l < NUM_LEVELS; l++)
         for (size_t i = 1; i < v->nfiles[l]; i++) {
             const struct file_meta *a = v->files[l][i - 1], *b = v->files[l][i];
-            if (ukey_compare(a->largest, a->largest_len, b->smallest, b->smallest_len) >= 0)
+            if (!file_ends_before(a, b->smallest, b->smallest_len))
                 return ERR_CORRUPTION();
         }
     return STRATA_OK;
@@ -181,54 +223,67 @@ int version_check(const struct version *v)
 
 /* ------------------------------------------------------------------ reads */
 
-static int in_range(const struct file_meta *f, const void *key, size_t klen)
-{
-    return ukey_compare(key, klen, f->smallest, f->smallest_len) >= 0 &&
-           ukey_compare(key, klen, f->largest, f->largest_len) <= 0;
-}
-
 static int probe(struct file_meta *f, const struct sst_read_options *ro, const void *key,
                  size_t klen, uint64_t seq, int *kind, void **val, size_t *vlen,
-                 struct version_get_stats *stats)
+                 uint64_t *found_seq, struct version_get_stats *stats)
 {
     int filtered = 0;
     stats->tables_probed++;
-    int st = sst_reader_get(f->reader, ro, key, klen, seq, kind, val, vlen, &filtered);
+    int st =
+        sst_reader_get(f->reader, ro, key, klen, seq, kind, val, vlen, &filtered, found_seq);
     if (filtered)
         stats->bloom_negatives++;
     return st;
 }
 
-int version_get(struct version *v, const struct sst_read_options *ro, const void *key, size_t klen,
-                uint64_t seq, int *kind, void **val, size_t *vlen, struct version_get_stats *stats)
+/* The newest point entry for key at or below seq, and its sequence. */
+static int lookup(struct version *v, const struct sst_read_options *ro, const void *key,
+                  size_t klen, uint64_t seq, int *kind, void **val, size_t *vlen, uint64_t *found,
+                  struct version_get_stats *stats)
 {
     /* Level 0 files may overlap; newest first, so the first hit is the newest
        version (their sequence ranges do not interleave). */
     for (size_t i = 0; i < v->nfiles[0]; i++) {
         struct file_meta *f = v->files[0][i];
-        if (f->min_seq > seq || !in_range(f, key, klen))
+        if (f->min_seq > seq || !file_contains(f, key, klen))
             continue;
-        int st = probe(f, ro, key, klen, seq, kind, val, vlen, stats);
+        int st = probe(f, ro, key, klen, seq, kind, val, vlen, found, stats);
         if (st != STRATA_NOTFOUND)
             return st;
     }
     for (int l = 1; l < NUM_LEVELS; l++) {
         size_t lo = 0, hi = v->nfiles[l];
-        while (lo < hi) { /* first file whose largest key >= key */
+        while (lo < hi) { /* first file that does not end before key */
             size_t mid = lo + (hi - lo) / 2;
-            const struct file_meta *f = v->files[l][mid];
-            if (ukey_compare(f->largest, f->largest_len, key, klen) < 0)
+            if (file_ends_before(v->files[l][mid], key, klen))
                 lo = mid + 1;
             else
                 hi = mid;
         }
-        if (lo == v->nfiles[l] || !in_range(v->files[l][lo], key, klen))
+        if (lo == v->nfiles[l] || !file_contains(v->files[l][lo], key, klen))
             continue;
-        int st = probe(v->files[l][lo], ro, key, klen, seq, kind, val, vlen, stats);
+        int st = probe(v->files[l][lo], ro, key, klen, seq, kind, val, vlen, found, stats);
         if (st != STRATA_NOTFOUND)
             return st;
     }
     return STRATA_NOTFOUND;
+}
+
+int version_get(struct version *v, const struct sst_read_options *ro, const void *key, size_t klen,
+                uint64_t seq, int *kind, void **val, size_t *vlen, struct version_get_stats *stats)
+{
+    uint64_t found = 0;
+    int st = lookup(v, ro, key, klen, seq, kind, val, vlen, &found, stats);
+    if (st == STRATA_OK && found < rangedel_set_max_covering(v->range_dels, key, klen, seq)) {
+        /* A newer range tombstone (in any table) hides it. */
+        if (*kind == KIND_VALUE) {
+            mem_free(*val);
+            *val = NULL;
+            *vlen = 0;
+        }
+        *kind = KIND_DELETE;
+    }
+    return st;
 }
 
 /* ------------------------------------------------------------------ files */

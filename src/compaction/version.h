@@ -27,7 +27,10 @@
    deleted, if obsolete) when the last such version goes. */
 struct file_meta {
     uint64_t number, size;
-    void *smallest, *largest; /* user keys of the first and last entry */
+    /* User keys of the first and last entry, widened by the table's range
+       tombstones: largest may be (end, SST_SEPARATOR_TRAILER) for a tombstone
+       ending at end, which does not contain end (file_contains). */
+    void *smallest, *largest;
     size_t smallest_len, largest_len;
     uint64_t smallest_trailer, largest_trailer;
     uint64_t min_seq, max_seq;
@@ -46,7 +49,13 @@ struct version {
     struct version_set *vs;
     struct file_meta **files[NUM_LEVELS]; /* level 0 newest first; others by key */
     size_t nfiles[NUM_LEVELS];
+    struct rangedel_set *range_dels; /* every table's range tombstones; NULL = none */
 };
+
+/* Whether every key of f sorts before key (largest < key, or largest is an
+   exclusive tombstone end equal to key), and whether f's range contains key. */
+int file_ends_before(const struct file_meta *f, const void *key, size_t klen);
+int file_contains(const struct file_meta *f, const void *key, size_t klen);
 
 /* A change to the version: what vset_apply logs and installs. */
 struct version_edit {
@@ -131,6 +140,9 @@ uint64_t vset_manifest_number(const struct version_set *vs);
 uint64_t vset_last_seq(const struct version_set *vs);
 
 /* Point lookup in a version: level 0 newest to oldest, then one file per level.
+ * An entry that a range tombstone of v (any table's: it may hide entries of
+ * tables below it) newer than the entry and <= seq covers reads as
+ * KIND_DELETE.
  * Returns as sst_reader_get (value copied, mem_alloc'd). Counts into stats. */
 struct version_get_stats {
     uint64_t bloom_negatives, tables_probed;

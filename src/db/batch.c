@@ -79,9 +79,13 @@ static int batch_add(strata_batch *b, int kind, const void *key, size_t klen, co
         return ERR_INVALID();
     if (kind == KIND_VALUE && ((!val && vlen) || vlen > STRATA_MAX_VALUE_LEN))
         return ERR_INVALID();
+    if (kind == KIND_RANGE_DELETE && ((!val && vlen) || vlen > STRATA_MAX_KEY_LEN ||
+                                      ukey_compare(key, klen, val, vlen) > 0))
+        return ERR_INVALID();
     if (b->count == UINT32_MAX)
         return ERR_INVALID();
-    size_t need = 1 + VARINT_MAX + klen + (kind == KIND_VALUE ? VARINT_MAX + vlen : 0);
+    int has_val = kind != KIND_DELETE; /* a value, or a range delete's end key */
+    size_t need = 1 + VARINT_MAX + klen + (has_val ? VARINT_MAX + vlen : 0);
     int st = batch_reserve(b, need);
     if (st != STRATA_OK)
         return st;
@@ -91,7 +95,7 @@ static int batch_add(strata_batch *b, int kind, const void *key, size_t klen, co
     if (klen)
         memcpy(p, key, klen);
     p += klen;
-    if (kind == KIND_VALUE) {
+    if (has_val) {
         p = put_varint(p, vlen);
         if (vlen)
             memcpy(p, val, vlen);
@@ -100,8 +104,10 @@ static int batch_add(strata_batch *b, int kind, const void *key, size_t klen, co
     b->len = (size_t)(p - b->rep);
     b->count++;
     put_u32(b->rep + 8, b->count);
-    b->user_bytes += klen + (kind == KIND_VALUE ? vlen : 0);
-    b->net_keys += kind == KIND_VALUE ? 1 : -1;
+    b->user_bytes += klen + (has_val ? vlen : 0);
+    /* (A range delete's effect on the live-key estimate is unknown here: db_write
+       asks the memtable and the tables.) */
+    b->net_keys += kind == KIND_VALUE ? 1 : kind == KIND_DELETE ? -1 : 0;
     return STRATA_OK;
 }
 
@@ -113,6 +119,12 @@ int strata_batch_put(strata_batch *b, const void *key, size_t klen, const void *
 int strata_batch_delete(strata_batch *b, const void *key, size_t klen)
 {
     return batch_add(b, KIND_DELETE, key, klen, NULL, 0);
+}
+
+int strata_batch_delete_range(strata_batch *b, const void *begin, size_t blen, const void *end,
+                              size_t elen)
+{
+    return batch_add(b, KIND_RANGE_DELETE, begin, blen, end, elen);
 }
 
 uint64_t batch_first_seq(const void *rep)
@@ -140,17 +152,19 @@ static int batch_walk(const void *rep, size_t len, batch_entry_fn fn, void *ctx)
             return ERR_CORRUPTION();
         int kind = *p++;
         uint64_t klen, vlen = 0;
-        if (kind > KIND_MAX || !(p = get_varint(p, end, &klen)) || klen > STRATA_MAX_KEY_LEN ||
-            klen > (size_t)(end - p))
+        if (kind > KIND_RANGE_DELETE || !(p = get_varint(p, end, &klen)) ||
+            klen > STRATA_MAX_KEY_LEN || klen > (size_t)(end - p))
             return ERR_CORRUPTION();
         const uint8_t *key = p, *val = NULL;
         p += klen;
-        if (kind == KIND_VALUE) {
-            if (!(p = get_varint(p, end, &vlen)) || vlen > STRATA_MAX_VALUE_LEN ||
-                vlen > (size_t)(end - p))
+        if (kind != KIND_DELETE) {
+            uint64_t max = kind == KIND_VALUE ? STRATA_MAX_VALUE_LEN : STRATA_MAX_KEY_LEN;
+            if (!(p = get_varint(p, end, &vlen)) || vlen > max || vlen > (size_t)(end - p))
                 return ERR_CORRUPTION();
             val = p;
             p += vlen;
+            if (kind == KIND_RANGE_DELETE && ukey_compare(key, klen, val, vlen) > 0)
+                return ERR_CORRUPTION();
         }
         if (fn) {
             int st = fn(ctx, seq + i, kind, key, (size_t)klen, val, (size_t)vlen);

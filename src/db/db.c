@@ -146,7 +146,7 @@ static int replay_entry(void *ctx, uint64_t seq, int kind, const void *key, size
     struct replay_ctx *rc = ctx;
     if (seq > rc->max_seq)
         rc->max_seq = seq;
-    rc->live += kind == KIND_VALUE ? 1 : -1;
+    rc->live += kind == KIND_VALUE ? 1 : kind == KIND_DELETE ? -1 : 0;
     return memtable_add(rc->db->mem, seq, kind, key, klen, val, vlen);
 }
 
@@ -288,7 +288,7 @@ static int recover(strata_db *db)
        log, after which the replayed logs are no longer needed. */
     uint64_t last = rc.max_seq > vset_last_seq(db->vs) ? rc.max_seq : vset_last_seq(db->vs);
     atomic_store(&db->last_seq, last);
-    if (st == STRATA_OK && memtable_count(db->mem) > 0)
+    if (st == STRATA_OK && !memtable_empty(db->mem))
         st = replay_spill(&rc);
     /* The new log is created only once the edit retiring the replayed ones is
        durable: until then a crash finds the replayed logs as they were, never
@@ -526,16 +526,27 @@ void db_view_put(struct read_view *rv)
 }
 
 /* Looks key up in a memtable: STRATA_OK with a copy, NOTFOUND for a delete,
-   or 1 when the memtable knows nothing of the key. */
-static int mem_lookup(struct memtable *m, const void *key, size_t klen, uint64_t seq, void **val,
-                      size_t *vlen)
+ * or 1 when the memtable knows nothing of the key. *covered is the newest
+ * range tombstone <= seq covering key in the memtables looked at so far
+ * (newest first): one from a newer memtable is newer than every entry of
+ * this one, so an entry older than *covered is deleted. */
+static int mem_lookup(struct memtable *m, const void *key, size_t klen, uint64_t seq,
+                      uint64_t *covered, void **val, size_t *vlen)
 {
+    struct rangedel_set *rd;
+    if (memtable_range_dels(m, &rd) != STRATA_OK)
+        return ERR_NOMEM();
+    uint64_t t = rangedel_set_max_covering(rd, key, klen, seq);
+    rangedel_set_unref(rd);
+    if (t > *covered)
+        *covered = t;
     int kind;
     const void *v;
     size_t n;
-    if (memtable_get(m, key, klen, seq, &kind, &v, &n) != STRATA_OK)
+    uint64_t found;
+    if (memtable_get(m, key, klen, seq, &kind, &v, &n, &found) != STRATA_OK)
         return 1;
-    if (kind == KIND_DELETE)
+    if (kind == KIND_DELETE || found < *covered)
         return STRATA_NOTFOUND;
     void *copy = mem_alloc(n ? n : 1);
     if (!copy)
@@ -563,9 +574,12 @@ int strata_get(strata_db *db, const strata_read_options *ro, const void *key, si
     db_view_get(db, ro, &rv);
     /* Newest first: the active memtable, immutable ones newest to oldest,
        then the tables. The first answer is the newest version <= seq. */
-    int st = mem_lookup(rv.mem, key, klen, rv.seq, val, vlen);
+    uint64_t covered = 0;
+    int st = mem_lookup(rv.mem, key, klen, rv.seq, &covered, val, vlen);
     for (int i = rv.nimm - 1; st == 1 && i >= 0; i--)
-        st = mem_lookup(rv.imm[i], key, klen, rv.seq, val, vlen);
+        st = mem_lookup(rv.imm[i], key, klen, rv.seq, &covered, val, vlen);
+    if (st == 1 && covered)
+        st = STRATA_NOTFOUND; /* every table entry is older than a memtable's tombstone */
     if (st == 1) {
         struct sst_read_options so = {.verify_checksums = ro->verify_checksums,
                                       .fill_cache = ro->fill_cache};

@@ -21,7 +21,8 @@
 /* A batch's encoding is also the payload of one WAL record (doc/wal_format.md):
  *
  *   u64 first_seq | u32 count | count entries
- *   entry := u8 kind | varint klen | key | [varint vlen | val]   (val only for KIND_VALUE)
+ *   entry := u8 kind | varint klen | key | [varint vlen | val]
+ *   (val for KIND_VALUE; for KIND_RANGE_DELETE key is begin and val is end)
  *
  * first_seq is filled in by the commit leader just before the batch is logged.
  */

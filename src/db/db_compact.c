@@ -57,12 +57,12 @@ static int run(strata_db *db, struct compaction *c)
     uint64_t t0 = uv_hrtime();
     int st =
         compaction_run(c, &db->copts, db->env, db->dir, db->vs, db_oldest_snapshot(db), &e, &cs);
+    size_t outputs = e.nadded; /* (an applied edit gives its files away) */
     if (st == STRATA_OK) {
         st = db_apply(db, &e);
         if (st != STRATA_OK)
             remove_outputs(db, c, &e); /* invariant 3 */
     }
-    size_t outputs = e.nadded;
     edit_clear(&e);
     infolog_printf(db->log,
                    "compaction L%d->L%d (%s%s): %zu+%zu files, %zu out, read %" PRIu64
@@ -226,8 +226,10 @@ int strata_compact_range(strata_db *db, const void *begin, size_t blen, const vo
     int bottom = deepest(db);
     if (bottom < 1)
         bottom = 1;
+    /* Each level in range into the next, down to the deepest, which is then
+       rewritten in place if it holds tombstones that could go. */
     uv_mutex_lock(&db->mu);
-    for (int level = 0; level < bottom && st == STRATA_OK;) {
+    for (int level = 0; level <= bottom && st == STRATA_OK;) {
         if (atomic_load(&db->bg_error) != STRATA_OK) {
             st = STRATA_READONLY;
             break;
@@ -235,9 +237,12 @@ int strata_compact_range(strata_db *db, const void *begin, size_t blen, const vo
         int busy = 0, mst = STRATA_OK;
         struct version *v = vset_current(db->vs);
         struct compaction *c = NULL;
-        if (db->nrunning < MAX_COMPACTORS + 1)
+        if (db->nrunning < MAX_COMPACTORS + 1 && level < bottom)
             c = compaction_manual(v, level, begin, blen, end, elen, db->running, db->nrunning,
                                   &busy, &mst);
+        else if (db->nrunning < MAX_COMPACTORS + 1)
+            c = compaction_manual_bottom(v, level, begin, blen, end, elen, db->running,
+                                         db->nrunning, &busy, &mst);
         else
             busy = 1;
         version_unref(v);

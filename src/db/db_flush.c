@@ -60,7 +60,7 @@ int db_make_room(strata_db *db, int force)
             return STRATA_READONLY;
         if (!force && memtable_memory(db->mem) < db->opts.memtable_bytes)
             break;
-        if (force && memtable_count(db->mem) == 0)
+        if (force && memtable_empty(db->mem))
             break; /* nothing to flush */
         if (db->nimm >= MAX_IMMUTABLE || db->l0_files >= db->opts.l0_stop_trigger) {
             /* Writers wait for the flush thread and the compactions rather
@@ -112,7 +112,7 @@ int db_make_room(strata_db *db, int force)
 int db_write_table(strata_db *db, struct memtable *mem, struct file_meta **out)
 {
     *out = NULL;
-    if (memtable_count(mem) == 0)
+    if (memtable_empty(mem))
         return STRATA_OK;
     uint64_t number = vset_new_file_number(db->vs);
     char name[32], path[IO_PATH_MAX];
@@ -120,21 +120,29 @@ int db_write_table(strata_db *db, struct memtable *mem, struct file_meta **out)
     int st = io_path(path, sizeof(path), db->dir, name);
     if (st != STRATA_OK)
         return st;
+    struct rangedel_set *rd;
+    if ((st = memtable_range_dels(mem, &rd)) != STRATA_OK)
+        return st;
     struct sst_options so = {.block_bytes = db->opts.block_bytes,
                              .bloom_bits_per_key = db->opts.bloom_bits_per_key,
                              .compression_level = db->opts.compression_level};
     struct sst_builder *b;
     st = sst_builder_new(db->env, path, &so, &b);
-    if (st != STRATA_OK)
+    if (st != STRATA_OK) {
+        rangedel_set_unref(rd);
         return st;
+    }
     struct memtable_iter *it = memtable_iter_new(mem);
     if (!it) {
+        rangedel_set_unref(rd);
         sst_builder_abandon(b);
         return ERR_NOMEM();
     }
     /* Entries come newest first per key. An older version is dropped when a
-       newer one that every reader sees already shadows it. */
+       newer one that every reader sees already shadows it, or a range
+       tombstone every reader sees covers it. */
     uint64_t oldest = db_oldest_snapshot(db), dropped = 0;
+    struct rangedel_cursor cur = {rd, 0};
     const void *prev = NULL;
     size_t prev_len = 0;
     uint64_t prev_seq = 0;
@@ -147,6 +155,10 @@ int db_write_table(strata_db *db, struct memtable *mem, struct file_meta **out)
             dropped++;
             continue;
         }
+        if (seq < rangedel_cursor_covering(&cur, key, klen, oldest)) {
+            dropped++;
+            continue;
+        }
         const void *val = memtable_iter_value(it, &vlen);
         st = sst_builder_add(b, key, klen, ikey_trailer(seq, memtable_iter_kind(it)), val, vlen);
         prev = key;
@@ -154,6 +166,18 @@ int db_write_table(strata_db *db, struct memtable *mem, struct file_meta **out)
         prev_seq = seq;
     }
     memtable_iter_free(it);
+    /* The tombstones stay: older tables may hold what they cover. */
+    uint64_t *keep = rd ? mem_alloc(rangedel_set_max_nseq(rd) * sizeof(*keep)) : NULL;
+    if (rd && !keep && st == STRATA_OK)
+        st = ERR_NOMEM();
+    for (size_t i = 0; rd && st == STRATA_OK && i < rd->nfrag; i++) {
+        const struct rangedel_frag *fr = &rd->frags[i];
+        size_t n = rangedel_frag_needed(fr, oldest, 0, keep);
+        for (size_t j = 0; st == STRATA_OK && j < n; j++)
+            st = sst_builder_add_range_del(b, fr->begin, fr->blen, fr->end, fr->elen, keep[j]);
+    }
+    mem_free(keep);
+    rangedel_set_unref(rd);
     if (st != STRATA_OK) {
         sst_builder_abandon(b);
         return st;

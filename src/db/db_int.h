@@ -16,6 +16,7 @@
 #include "memtable/memtable.h"
 #include "sstable/sstable.h"
 #include "util/infolog.h"
+#include "util/rangedel.h"
 #include "wal/wal.h"
 
 /* What a queued writer asks for. */

@@ -39,6 +39,9 @@ struct buf {
 struct strata_iter {
     struct read_view rv;
     struct iter *m;
+    /* Range tombstones of the view: each memtable's, then the version's. */
+    struct rangedel_set *rd[MAX_IMMUTABLE + 2];
+    int nrd;
     struct buf lower, upper; /* bounds (copies) */
     int has_lower, has_upper;
     struct buf saved_key, saved_val;
@@ -77,8 +80,20 @@ static int above_lower(const strata_iter *it, const void *k, size_t n)
     return !it->has_lower || ukey_compare(k, n, it->lower.p, it->lower.len) >= 0;
 }
 
+/* Whether a range tombstone of the view newer than seq (and visible at the
+   view's sequence) covers key. */
+static int covered(const strata_iter *it, const void *k, size_t n, uint64_t seq)
+{
+    for (int i = 0; i < it->nrd; i++)
+        if (seq < rangedel_set_max_covering(it->rd[i], k, n, it->rv.seq))
+            return 1;
+    return 0;
+}
+
 /* Forward from the merge's position to the next visible put; skipping hides
-   entries of saved_key (the key just left or just deleted). */
+   entries of saved_key (the key just left or just deleted). A version a range
+   tombstone covers counts as deleted: every older version is covered too.
+   (Covered entries are stepped over one by one; compaction removes them.) */
 static void find_next(strata_iter *it, int skipping)
 {
     struct iter *m = it->m;
@@ -92,7 +107,7 @@ static void find_next(strata_iter *it, int skipping)
             break;
         if (skipping && ukey_compare(k, n, it->saved_key.p, it->saved_key.len) == 0)
             continue; /* an older version of a key already decided */
-        if (trailer_kind(t) == KIND_DELETE) {
+        if (trailer_kind(t) == KIND_DELETE || covered(it, k, n, trailer_seq(t))) {
             if (buf_set(&it->saved_key, k, n) != STRATA_OK) {
                 fail(it, STRATA_NOMEM);
                 return;
@@ -124,7 +139,7 @@ static void find_prev(strata_iter *it)
             break; /* a smaller key: the saved one is the answer */
         if (!above_lower(it, k, n))
             break;
-        if (trailer_kind(t) == KIND_DELETE) {
+        if (trailer_kind(t) == KIND_DELETE || covered(it, k, n, trailer_seq(t))) {
             have = 0; /* this newer version hides what was saved */
             continue;
         }
@@ -243,6 +258,27 @@ static int build_merge(strata_iter *it, const strata_read_options *ro)
     return it->m ? STRATA_OK : ERR_NOMEM();
 }
 
+static int collect_range_dels(strata_iter *it)
+{
+    struct memtable *mems[MAX_IMMUTABLE + 1];
+    int n = 0;
+    mems[n++] = it->rv.mem;
+    for (int i = 0; i < it->rv.nimm; i++)
+        mems[n++] = it->rv.imm[i];
+    for (int i = 0; i < n; i++) {
+        struct rangedel_set *s;
+        if (memtable_range_dels(mems[i], &s) != STRATA_OK)
+            return ERR_NOMEM();
+        if (s)
+            it->rd[it->nrd++] = s;
+    }
+    if (it->rv.v->range_dels) {
+        rangedel_set_ref(it->rv.v->range_dels);
+        it->rd[it->nrd++] = it->rv.v->range_dels;
+    }
+    return STRATA_OK;
+}
+
 strata_iter *strata_iter_new(strata_db *db, const strata_read_options *ro)
 {
     strata_read_options defaults;
@@ -258,7 +294,8 @@ strata_iter *strata_iter_new(strata_db *db, const strata_read_options *ro)
     if (!it)
         return NULL;
     db_view_get(db, ro, &it->rv);
-    if (set_bounds(it, ro) != STRATA_OK || build_merge(it, ro) != STRATA_OK) {
+    if (set_bounds(it, ro) != STRATA_OK || build_merge(it, ro) != STRATA_OK ||
+        collect_range_dels(it) != STRATA_OK) {
         strata_iter_free(it);
         return NULL;
     }
@@ -271,6 +308,8 @@ void strata_iter_free(strata_iter *it)
     if (!it)
         return;
     iter_free(it->m);
+    for (int i = 0; i < it->nrd; i++)
+        rangedel_set_unref(it->rd[i]);
     db_view_put(&it->rv);
     mem_free(it->lower.p);
     mem_free(it->upper.p);

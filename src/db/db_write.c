@@ -235,7 +235,7 @@ int strata_write(strata_db *db, const strata_write_options *wo, strata_batch *b)
     return db_write(db, wo, b);
 }
 
-/* One put or delete, encoded on the stack when it is small. */
+/* One put, delete or range delete, encoded on the stack when it is small. */
 static int write_one(strata_db *db, const strata_write_options *wo, int kind, const void *key,
                      size_t klen, const void *val, size_t vlen)
 {
@@ -254,8 +254,9 @@ static int write_one(strata_db *db, const strata_write_options *wo, int kind, co
     }
     memset(b.rep, 0, BATCH_HEADER);
     /* The buffer is large enough, so the batch never reallocates it. */
-    int st = kind == KIND_VALUE ? strata_batch_put(&b, key, klen, val, vlen)
-                                : strata_batch_delete(&b, key, klen);
+    int st = kind == KIND_VALUE    ? strata_batch_put(&b, key, klen, val, vlen)
+             : kind == KIND_DELETE ? strata_batch_delete(&b, key, klen)
+                                   : strata_batch_delete_range(&b, key, klen, val, vlen);
     if (st == STRATA_OK)
         st = db_write(db, wo, &b);
     if (b.rep != stack)
@@ -272,6 +273,59 @@ int strata_put(strata_db *db, const strata_write_options *wo, const void *key, s
 int strata_delete(strata_db *db, const strata_write_options *wo, const void *key, size_t klen)
 {
     return write_one(db, wo, KIND_DELETE, key, klen, NULL, 0);
+}
+
+int strata_delete_range(strata_db *db, const strata_write_options *wo, const void *begin,
+                        size_t blen, const void *end, size_t elen)
+{
+    if (!db || (!end && elen) || elen > STRATA_MAX_KEY_LEN ||
+        ((!begin && blen) || blen > STRATA_MAX_KEY_LEN) ||
+        ukey_compare(begin, blen, end, elen) > 0)
+        return ERR_INVALID();
+    return write_one(db, wo, KIND_RANGE_DELETE, begin, blen, end, elen);
+}
+
+/* Keys are at most STRATA_MAX_KEY_LEN bytes, so the keys starting with prefix
+ * are exactly [prefix, succ) where succ is prefix with its trailing 0xff bytes
+ * removed and its last byte then incremented. When prefix is all 0xff (or
+ * empty) there is no such succ: the keys with the prefix are then all keys >=
+ * prefix, which is [prefix, M) plus M itself, M being the largest possible key
+ * (STRATA_MAX_KEY_LEN bytes of 0xff); both go in one batch, one log record. */
+int strata_delete_prefix(strata_db *db, const strata_write_options *wo, const void *prefix,
+                         size_t plen)
+{
+    if (!db || (!prefix && plen) || plen > STRATA_MAX_KEY_LEN)
+        return ERR_INVALID();
+    const uint8_t *p = prefix;
+    size_t n = plen;
+    while (n && p[n - 1] == 0xff)
+        n--;
+    if (n) {
+        uint8_t stack[256];
+        uint8_t *succ = n <= sizeof(stack) ? stack : mem_alloc(n);
+        if (!succ)
+            return ERR_NOMEM();
+        memcpy(succ, p, n);
+        succ[n - 1]++;
+        int st = strata_delete_range(db, wo, prefix, plen, succ, n);
+        if (succ != stack)
+            mem_free(succ);
+        return st;
+    }
+    uint8_t *max = mem_alloc(STRATA_MAX_KEY_LEN);
+    strata_batch *b = strata_batch_new();
+    int st = max && b ? STRATA_OK : ERR_NOMEM();
+    if (st == STRATA_OK) {
+        memset(max, 0xff, STRATA_MAX_KEY_LEN);
+        st = strata_batch_delete_range(b, prefix, plen, max, STRATA_MAX_KEY_LEN);
+    }
+    if (st == STRATA_OK)
+        st = strata_batch_delete(b, max, STRATA_MAX_KEY_LEN);
+    if (st == STRATA_OK)
+        st = db_write(db, wo, b);
+    strata_batch_free(b);
+    mem_free(max);
+    return st;
 }
 
 int db_sync(strata_db *db)

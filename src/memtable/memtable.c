@@ -8,7 +8,9 @@
  * 1. count is the number of nodes published in the tree; only the writer
  *    changes it, after the node is linked.
  * 2. memtable_memory == sizeof(struct memtable) + arena_memory(&arena): every
- *    node and entry lives in the arena, nothing else is allocated per entry.
+ *    node, entry and range tombstone lives in the arena, nothing else is
+ *    allocated per entry. (The fragmented set built for readers from the
+ *    tombstones is a cache outside this count.)
  * 3. An iterator holds one reference, so its nodes stay valid until it is freed.
  */
 #include "memtable.h"
@@ -39,6 +41,16 @@ int memtable_new_sized(size_t budget, struct memtable **out)
         mem_free(m);
         return ERR_NOMEM();
     }
+    if (pthread_mutex_init(&m->rd_lock, NULL) != 0) {
+        pthread_mutex_destroy(&m->lock);
+        mem_free(m);
+        return ERR_NOMEM();
+    }
+    m->rd_list = NULL;
+    m->rd_count = 0;
+    atomic_init(&m->rd_published, 0);
+    m->rd_set = NULL;
+    m->rd_built = 0;
     atomic_init(&m->root, NULL);
     atomic_init(&m->root_ver, 0);
     atomic_init(&m->version, 0);
@@ -63,14 +75,42 @@ void memtable_unref(struct memtable *m)
 {
     if (!m || atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1)
         return;
+    rangedel_set_unref(m->rd_set);
     arena_destroy(&m->arena);
     pthread_mutex_destroy(&m->lock);
+    pthread_mutex_destroy(&m->rd_lock);
     mem_free(m);
+}
+
+static int add_range_del(struct memtable *m, uint64_t seq, const void *begin, size_t blen,
+                         const void *end, size_t elen)
+{
+    if (seq > SEQ_MAX || blen > UINT32_MAX || elen > UINT32_MAX)
+        return ERR_INVALID();
+    struct mt_rangedel *r = arena_alloc(&m->arena, sizeof(*r) + blen + elen, MT_NODE_ALIGN);
+    if (!r)
+        return ERR_NOMEM();
+    r->seq = seq;
+    r->blen = (uint32_t)blen;
+    r->elen = (uint32_t)elen;
+    if (blen)
+        memcpy(r->data, begin, blen);
+    if (elen)
+        memcpy(r->data + blen, end, elen);
+    pthread_mutex_lock(&m->rd_lock);
+    r->next = m->rd_list;
+    m->rd_list = r;
+    m->rd_count++;
+    atomic_store_explicit(&m->rd_published, m->rd_count, memory_order_release);
+    pthread_mutex_unlock(&m->rd_lock);
+    return STRATA_OK;
 }
 
 int memtable_add(struct memtable *m, uint64_t seq, int kind, const void *key, size_t klen,
                  const void *val, size_t vlen)
 {
+    if (kind == KIND_RANGE_DELETE)
+        return add_range_del(m, seq, key, klen, val, vlen);
     if (kind == KIND_DELETE)
         vlen = 0;
     else if (kind != KIND_VALUE)
@@ -106,7 +146,7 @@ static uint64_t seek_trailer(uint64_t seq)
 }
 
 int memtable_get(struct memtable *m, const void *key, size_t klen, uint64_t seq, int *kind,
-                 const void **val, size_t *vlen)
+                 const void **val, size_t *vlen, uint64_t *found_seq)
 {
     struct mt_node *n = memtable_tree_find(m, MT_GE, key, klen, seek_trailer(seq));
     if (!n || ukey_compare(n->data, n->klen, key, klen) != 0)
@@ -118,7 +158,53 @@ int memtable_get(struct memtable *m, const void *key, size_t klen, uint64_t seq,
         *val = k == KIND_VALUE ? mt_node_value(n) : NULL;
     if (vlen)
         *vlen = n->vlen;
+    if (found_seq)
+        *found_seq = trailer_seq(n->trailer);
     return STRATA_OK;
+}
+
+int memtable_range_dels(struct memtable *m, struct rangedel_set **out)
+{
+    *out = NULL;
+    if (!atomic_load_explicit(&m->rd_published, memory_order_acquire))
+        return STRATA_OK;
+    int st = STRATA_OK;
+    pthread_mutex_lock(&m->rd_lock);
+    if (m->rd_built != m->rd_count) {
+        /* Rebuild from the whole list (it is short: one entry per range delete). */
+        struct rangedel *t = mem_alloc(m->rd_count * sizeof(*t));
+        struct rangedel_set *set = NULL;
+        if (!t) {
+            st = ERR_NOMEM();
+        } else {
+            size_t i = 0;
+            for (struct mt_rangedel *r = m->rd_list; r; r = r->next, i++)
+                t[i] = (struct rangedel){r->data, r->data + r->blen, r->blen, r->elen, r->seq};
+            st = rangedel_set_build(t, i, &set);
+            mem_free(t);
+        }
+        if (st == STRATA_OK) {
+            rangedel_set_unref(m->rd_set);
+            m->rd_set = set;
+            m->rd_built = m->rd_count;
+        }
+    }
+    if (st == STRATA_OK) {
+        rangedel_set_ref(m->rd_set);
+        *out = m->rd_set;
+    }
+    pthread_mutex_unlock(&m->rd_lock);
+    return st;
+}
+
+uint64_t memtable_range_del_count(const struct memtable *m)
+{
+    return atomic_load_explicit(&m->rd_published, memory_order_relaxed);
+}
+
+int memtable_empty(const struct memtable *m)
+{
+    return memtable_count(m) == 0 && memtable_range_del_count(m) == 0;
 }
 
 size_t memtable_memory(const struct memtable *m)

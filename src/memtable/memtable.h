@@ -29,7 +29,10 @@ int memtable_new_sized(size_t budget, struct memtable **out);
 void memtable_ref(struct memtable *m);
 void memtable_unref(struct memtable *m);
 
-/* Adds an entry (kind KIND_VALUE or KIND_DELETE; val ignored for deletes).
+/* Adds an entry (kind KIND_VALUE or KIND_DELETE; val ignored for deletes), or a
+ * range tombstone (KIND_RANGE_DELETE: key is its begin, val its end), which is
+ * kept apart from the entries (memtable_range_dels) and not counted by
+ * memtable_count.
  * Only one thread may add at a time; readers may run concurrently. Each (key, seq)
  * pair must be unique. Returns STRATA_OK or STRATA_NOMEM (nothing added); also
  * STRATA_INVALID (nothing added) for another kind, seq > SEQ_MAX, or klen or vlen
@@ -39,10 +42,23 @@ int memtable_add(struct memtable *m, uint64_t seq, int kind, const void *key, si
 
 /* Finds the newest entry for key whose sequence is <= seq. Returns STRATA_OK
  * with *kind set (and for KIND_VALUE, *val / *vlen pointing into the memtable,
- * valid while the caller holds a reference), or STRATA_NOTFOUND when the
- * memtable has no such entry. Any thread. */
+ * valid while the caller holds a reference) and *found_seq its sequence
+ * (found_seq may be NULL), or STRATA_NOTFOUND when the memtable has no such
+ * entry. Range tombstones are not consulted. Any thread. */
 int memtable_get(struct memtable *m, const void *key, size_t klen, uint64_t seq, int *kind,
-                 const void **val, size_t *vlen);
+                 const void **val, size_t *vlen, uint64_t *found_seq);
+
+/* The range tombstones added so far as a set (util/rangedel.h), with a
+ * reference for the caller (NULL when there are none). Safe alongside the
+ * writer. Returns STRATA_OK or STRATA_NOMEM. */
+struct rangedel_set;
+int memtable_range_dels(struct memtable *m, struct rangedel_set **out);
+
+/* Number of range tombstones added. */
+uint64_t memtable_range_del_count(const struct memtable *m);
+
+/* Whether nothing at all (no entry, no range tombstone) was added. */
+int memtable_empty(const struct memtable *m);
 
 /* Bytes held from the allocator (arena blocks and the memtable itself). */
 size_t memtable_memory(const struct memtable *m);

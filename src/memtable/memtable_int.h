@@ -16,6 +16,7 @@
 
 #include "arena.h"
 #include "memtable.h"
+#include "util/rangedel.h"
 
 /* One entry and its place in the tree, allocated in the arena with the key and
    then the value right after it. Everything but the links and ver is written
@@ -78,9 +79,26 @@ struct memtable {
     pthread_mutex_t lock; /* held by the writer while it rotates; readers' fallback */
     atomic_int refs;
 
+    /* Range tombstones live apart from the tree: a list in the arena (newest
+       first) and the fragmented set built from it on demand for readers. */
+    pthread_mutex_t rd_lock;
+    struct mt_rangedel *rd_list; /* (rd_lock) */
+    size_t rd_count;             /* (rd_lock) tombstones in rd_list */
+    atomic_size_t rd_published;  /* rd_count, readable without the lock */
+    struct rangedel_set *rd_set; /* (rd_lock) built from the first rd_built of rd_list */
+    size_t rd_built;             /* (rd_lock) */
+
     /* Slow-path counters of readers, for tests and tuning. */
     atomic_uint_fast64_t read_retries; /* optimistic attempts that failed */
     atomic_uint_fast64_t read_locked;  /* lookups that fell back to the lock */
+};
+
+/* A range tombstone in the arena; begin and end bytes follow. */
+struct mt_rangedel {
+    struct mt_rangedel *next;
+    uint64_t seq;
+    uint32_t blen, elen;
+    unsigned char data[];
 };
 
 /* Where memtable_tree_find positions, relative to the internal key given. */

@@ -70,6 +70,13 @@ struct sst_builder {
     uint8_t *cbuf;
     size_t ccap;
     struct sst_props props;
+    /* Range tombstones: their encoded entries (table_format.h) and the bounds
+       they add to the table's key range. */
+    uint8_t *rd;
+    size_t rdlen, rdcap;
+    uint8_t *rd_lo, *rd_hi; /* smallest begin (trailer rd_lo_trailer), largest end */
+    size_t rd_lo_len, rd_hi_len, rd_lo_cap, rd_hi_cap;
+    uint64_t rd_lo_trailer;
     int error; /* invariant 5 */
 };
 
@@ -146,6 +153,9 @@ static void destroy(struct sst_builder *b)
     mem_free(b->last);
     mem_free(b->sep);
     mem_free(b->hashes);
+    mem_free(b->rd);
+    mem_free(b->rd_lo);
+    mem_free(b->rd_hi);
     mem_free(b->path);
     mem_free(b->tmp);
     mem_free(b->dir);
@@ -395,9 +405,70 @@ int sst_builder_add(struct sst_builder *b, const void *key, size_t klen, uint64_
     return STRATA_OK;
 }
 
+static int set_key(uint8_t **k, size_t *len, size_t *cap, const void *src, size_t n)
+{
+    int st = grow(k, cap, n ? n : 1);
+    if (st == STRATA_OK) {
+        if (n)
+            memcpy(*k, src, n);
+        *len = n;
+    }
+    return st;
+}
+
+int sst_builder_add_range_del(struct sst_builder *b, const void *begin, size_t blen,
+                              const void *end, size_t elen, uint64_t seq)
+{
+    if (b->error != STRATA_OK)
+        return b->error;
+    if ((!begin && blen) || (!end && elen) || blen > STRATA_MAX_KEY_LEN ||
+        elen > STRATA_MAX_KEY_LEN || seq > SEQ_MAX)
+        return ERR_INVALID();
+    if (ukey_compare(begin, blen, end, elen) >= 0)
+        return STRATA_OK; /* empty: removes nothing */
+    int st = grow(&b->rd, &b->rdcap, b->rdlen + 3 * VARINT_MAX + blen + elen);
+    if (st != STRATA_OK)
+        return fail(b, st);
+    uint8_t *w = b->rd + b->rdlen;
+    w = put_varint(w, seq);
+    w = put_varint(w, blen);
+    if (blen)
+        memcpy(w, begin, blen);
+    w += blen;
+    w = put_varint(w, elen);
+    if (elen)
+        memcpy(w, end, elen);
+    w += elen;
+    b->rdlen = (size_t)(w - b->rd);
+
+    uint64_t lo_trailer = ikey_trailer(seq, KIND_RANGE_DELETE);
+    struct sst_props *p = &b->props;
+    if (!p->range_dels || ikey_compare(begin, blen, lo_trailer, b->rd_lo, b->rd_lo_len,
+                                       b->rd_lo_trailer) < 0) {
+        if ((st = set_key(&b->rd_lo, &b->rd_lo_len, &b->rd_lo_cap, begin, blen)) != STRATA_OK)
+            return fail(b, st);
+        b->rd_lo_trailer = lo_trailer;
+    }
+    if (!p->range_dels || ukey_compare(end, elen, b->rd_hi, b->rd_hi_len) > 0) {
+        if ((st = set_key(&b->rd_hi, &b->rd_hi_len, &b->rd_hi_cap, end, elen)) != STRATA_OK)
+            return fail(b, st);
+    }
+    p->range_dels++;
+    if (seq < p->min_seq)
+        p->min_seq = seq;
+    if (seq > p->max_seq)
+        p->max_seq = seq;
+    return STRATA_OK;
+}
+
+uint64_t sst_builder_range_dels(const struct sst_builder *b)
+{
+    return b->props.range_dels;
+}
+
 uint64_t sst_builder_size(const struct sst_builder *b)
 {
-    uint64_t n = b->flushed + b->wlen;
+    uint64_t n = b->flushed + b->wlen + b->rdlen;
     if (b->data.entries)
         n += blk_builder_estimate(&b->data) + SST_BLOCK_TRAILER;
     return n;
@@ -411,12 +482,12 @@ uint64_t sst_builder_entries(const struct sst_builder *b)
 /* Properties block contents (table_format.h) into a fresh buffer. */
 static int encode_props(const struct sst_props *p, uint8_t **out, size_t *len)
 {
-    size_t cap = 11 * VARINT_MAX + 2 * 8 + p->smallest_len + p->largest_len;
+    size_t cap = 14 * VARINT_MAX + 2 * 8 + p->smallest_len + p->largest_len;
     uint8_t *buf = mem_alloc(cap);
     if (!buf)
         return ERR_NOMEM();
     uint8_t *w = buf;
-    w = put_varint(w, SST_PROPS_VERSION);
+    w = put_varint(w, p->range_dels ? SST_PROPS_VERSION_RD : SST_PROPS_VERSION);
     w = put_varint(w, p->entries);
     w = put_varint(w, p->deletions);
     w = put_varint(w, p->raw_key_bytes);
@@ -437,8 +508,67 @@ static int encode_props(const struct sst_props *p, uint8_t **out, size_t *len)
     w += p->largest_len;
     put_u64(w, p->largest_trailer);
     w += 8;
+    if (p->range_dels) {
+        w = put_varint(w, p->range_dels);
+        w = put_varint(w, p->rd_offset);
+        w = put_varint(w, p->rd_size);
+    }
     *out = buf;
     *len = (size_t)(w - buf);
+    return STRATA_OK;
+}
+
+/* The table's key range: its first and last entry, widened to cover every range
+ * tombstone. A tombstone [begin, end) at seq adds (begin, seq << 8 | 2) below
+ * and (end, SST_SEPARATOR_TRAILER) above: that key sorts before every entry of
+ * end, so the range stays exclusive of end. */
+static int set_bounds(struct sst_builder *b)
+{
+    struct sst_props *p = &b->props;
+    const void *hi = b->last;
+    size_t hilen = b->last_len;
+    uint64_t hitr = b->last_trailer;
+    if (p->range_dels) {
+        if (!p->entries || ikey_compare(b->rd_lo, b->rd_lo_len, b->rd_lo_trailer, p->smallest,
+                                        p->smallest_len, p->smallest_trailer) < 0) {
+            void *lo = mem_alloc(b->rd_lo_len ? b->rd_lo_len : 1);
+            if (!lo)
+                return fail(b, ERR_NOMEM());
+            if (b->rd_lo_len)
+                memcpy(lo, b->rd_lo, b->rd_lo_len);
+            mem_free(p->smallest);
+            p->smallest = lo;
+            p->smallest_len = b->rd_lo_len;
+            p->smallest_trailer = b->rd_lo_trailer;
+        }
+        if (!p->entries || ikey_compare(b->rd_hi, b->rd_hi_len, SST_SEPARATOR_TRAILER, hi, hilen,
+                                        hitr) > 0) {
+            hi = b->rd_hi;
+            hilen = b->rd_hi_len;
+            hitr = SST_SEPARATOR_TRAILER;
+        }
+    }
+    p->largest = mem_alloc(hilen ? hilen : 1);
+    if (!p->largest)
+        return fail(b, ERR_NOMEM());
+    if (hilen)
+        memcpy(p->largest, hi, hilen);
+    p->largest_len = hilen;
+    p->largest_trailer = hitr;
+    return STRATA_OK;
+}
+
+/* The range-deletion block's contents: varint count, then the entries. */
+static int encode_range_dels(struct sst_builder *b, uint8_t **out, size_t *len)
+{
+    uint8_t *buf = mem_alloc(VARINT_MAX + b->rdlen);
+    if (!buf)
+        return ERR_NOMEM();
+    uint8_t *w = put_varint(buf, b->props.range_dels);
+    if (b->rdlen)
+        memcpy(w, b->rd, b->rdlen);
+    *out = buf;
+    *len = (size_t)(w - buf) + b->rdlen;
     return STRATA_OK;
 }
 
@@ -452,16 +582,20 @@ static int write_tail(struct sst_builder *b)
         return st;
     struct sst_props *p = &b->props;
     p->data_bytes = b->flushed + b->wlen;
-    if (p->entries == 0) {
+    if (p->entries == 0 && p->range_dels == 0) {
         p->min_seq = 0;
-    } else {
-        p->largest = mem_alloc(b->last_len);
-        if (!p->largest)
-            return fail(b, ERR_NOMEM());
-        if (b->last_len)
-            memcpy(p->largest, b->last, b->last_len);
-        p->largest_len = b->last_len;
-        p->largest_trailer = b->last_trailer;
+    } else if ((st = set_bounds(b)) != STRATA_OK) {
+        return st;
+    }
+    if (p->range_dels) {
+        uint8_t *rd;
+        size_t rdlen;
+        if ((st = encode_range_dels(b, &rd, &rdlen)) != STRATA_OK)
+            return fail(b, st);
+        st = write_block(b, rd, rdlen, 1, &p->rd_offset, &p->rd_size);
+        mem_free(rd);
+        if (st != STRATA_OK)
+            return st;
     }
 
     uint64_t foff = 0, fsize = 0, ioff, isize, poff, psize;
@@ -499,7 +633,8 @@ static int write_tail(struct sst_builder *b)
     put_u64(ft + SST_FT_INDEX_SIZE, isize);
     put_u64(ft + SST_FT_PROPS_OFF, poff);
     put_u64(ft + SST_FT_PROPS_SIZE, psize);
-    put_u32(ft + SST_FT_VERSION, SST_FORMAT_VERSION);
+    /* Tables without range tombstones keep the version 1 layout. */
+    put_u32(ft + SST_FT_VERSION, p->range_dels ? SST_FORMAT_VERSION_RD : SST_FORMAT_VERSION);
     put_u32(ft + SST_FT_FLAGS, 0);
     put_u64(ft + SST_FT_CHECKSUM, XXH3_64bits(ft, SST_FT_CHECKSUM));
     memcpy(ft + SST_FT_MAGIC, SST_MAGIC, SST_MAGIC_LEN);

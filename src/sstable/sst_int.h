@@ -13,6 +13,7 @@
 #include "block_cache.h"
 #include "bloom.h"
 #include "sstable.h"
+#include "util/rangedel.h"
 
 /* One data block as the index describes it, decoded at open. */
 struct sst_index_entry {
@@ -44,6 +45,7 @@ struct sst_reader {
     struct bc_entry *filter_block; /* holds the filter's bytes; NULL = no filter */
     struct bloom filter;
     struct sst_props props;
+    struct rangedel_set *rd; /* range tombstones, NULL when none */
     atomic_uint_fast64_t block_reads;
     uv_mutex_t dmu; /* guards dpool and dcount */
     void *dpool[SST_DCTX_POOL];

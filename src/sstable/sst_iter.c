@@ -199,15 +199,58 @@ int sst_iter_status(const struct sst_iter *it)
 
 /* ------------------------------------------------------------------ check */
 
+/* With range tombstones: the table's bounds are exactly the entries' widened by
+ * the tombstones (sst_builder_add_range_del), and their sequences count in the
+ * sequence range. The first fragment begins at the smallest begin, and its
+ * newest sequence is that of the smallest bound; the last one ends at the
+ * largest end. */
+static int check_range_dels(struct sst_reader *r, struct sst_props *got, const uint8_t *first,
+                            size_t flen, uint64_t ftrailer, const uint8_t *last, size_t llen,
+                            uint64_t ltrailer)
+{
+    const struct rangedel_set *rd = r->rd;
+    const struct sst_props *p = &r->props;
+    const struct rangedel_frag *lo = &rd->frags[0], *hi = &rd->frags[rd->nfrag - 1];
+    for (size_t i = 0; i < rd->nfrag; i++)
+        for (size_t j = 0; j < rd->frags[i].nseq; j++) {
+            uint64_t seq = rd->frags[i].seqs[j];
+            got->min_seq = seq < got->min_seq ? seq : got->min_seq;
+            got->max_seq = seq > got->max_seq ? seq : got->max_seq;
+        }
+    const void *sk = lo->begin;
+    size_t slen = lo->blen;
+    uint64_t strailer = ikey_trailer(lo->seqs[0], KIND_RANGE_DELETE);
+    const void *lk = hi->end;
+    size_t lklen = hi->elen;
+    uint64_t ltr = SST_SEPARATOR_TRAILER;
+    if (got->entries) {
+        if (ikey_compare(last, llen, ltrailer, lk, lklen, ltr) > 0) {
+            lk = last;
+            lklen = llen;
+            ltr = ltrailer;
+        }
+        if (ikey_compare(first, flen, ftrailer, sk, slen, strailer) < 0) {
+            sk = first;
+            slen = flen;
+            strailer = ftrailer;
+        }
+    }
+    if (slen != p->smallest_len || (slen && memcmp(sk, p->smallest, slen) != 0) ||
+        strailer != p->smallest_trailer || lklen != p->largest_len ||
+        (lklen && memcmp(lk, p->largest, lklen) != 0) || ltr != p->largest_trailer)
+        return ERR_CORRUPTION();
+    return STRATA_OK;
+}
+
 int sst_reader_check(struct sst_reader *r)
 {
     struct sst_read_options ro = {1, 0};
     struct sst_iter *it = sst_iter_new(r, &ro);
     if (!it)
         return ERR_NOMEM();
-    uint8_t *prev = NULL;
-    size_t plen = 0, pcap = 0;
-    uint64_t ptrailer = 0;
+    uint8_t *prev = NULL, *first = NULL;
+    size_t plen = 0, pcap = 0, flen = 0;
+    uint64_t ptrailer = 0, ftrailer = 0;
     struct sst_props got;
     memset(&got, 0, sizeof(got));
     got.min_seq = UINT64_MAX;
@@ -226,7 +269,17 @@ int sst_reader_check(struct sst_reader *r)
             st = ERR_CORRUPTION();
             break;
         }
-        if (got.entries == 0 &&
+        if (got.entries == 0 && r->rd) {
+            if (!(first = mem_alloc(klen ? klen : 1))) {
+                st = ERR_NOMEM();
+                break;
+            }
+            if (klen)
+                memcpy(first, key, klen);
+            flen = klen;
+            ftrailer = trailer;
+        }
+        if (got.entries == 0 && !r->rd &&
             (klen != r->props.smallest_len || (klen && memcmp(key, r->props.smallest, klen) != 0) ||
              trailer != r->props.smallest_trailer)) {
             st = ERR_CORRUPTION();
@@ -256,16 +309,20 @@ int sst_reader_check(struct sst_reader *r)
     if (st == STRATA_OK)
         st = sst_iter_status(it);
     const struct sst_props *p = &r->props;
-    if (got.entries == 0)
+    if (st == STRATA_OK && r->rd)
+        st = check_range_dels(r, &got, first, flen, ftrailer, prev, plen, ptrailer);
+    if (got.entries == 0 && !r->rd)
         got.min_seq = 0;
     if (st == STRATA_OK &&
         (got.entries != p->entries || got.deletions != p->deletions ||
          got.raw_key_bytes != p->raw_key_bytes || got.raw_value_bytes != p->raw_value_bytes ||
          got.min_seq != p->min_seq || got.max_seq != p->max_seq ||
-         (got.entries && (plen != p->largest_len || (plen && memcmp(prev, p->largest, plen)) ||
-                          ptrailer != p->largest_trailer))))
+         (got.entries && !r->rd &&
+          (plen != p->largest_len || (plen && memcmp(prev, p->largest, plen)) ||
+           ptrailer != p->largest_trailer))))
         st = ERR_CORRUPTION();
     mem_free(prev);
+    mem_free(first);
     sst_iter_free(it);
     return st;
 }

@@ -33,6 +33,7 @@
 #include "util/coding.h"
 #include "util/ikey.h"
 #include "util/mem.h"
+#include "util/rangedel.h"
 #include "util/status.h"
 
 static const struct sst_read_options default_ro = {1, 1};
@@ -186,17 +187,19 @@ static int block_ends_at(uint64_t off, uint64_t size, uint64_t end)
            off == end - size - SST_BLOCK_TRAILER;
 }
 
-static int decode_props(const uint8_t *p, size_t n, struct sst_props *out)
+/* Properties of the version the footer names (table_format.h). */
+static int decode_props(const uint8_t *p, size_t n, uint32_t format, struct sst_props *out)
 {
     const uint8_t *end = p + n;
     uint64_t v[10];
     for (int i = 0; i < 10; i++)
         if (!(p = get_varint(p, end, &v[i])))
             return ERR_CORRUPTION();
-    if (v[0] != SST_PROPS_VERSION)
+    if (v[0] != (format == SST_FORMAT_VERSION_RD ? SST_PROPS_VERSION_RD : SST_PROPS_VERSION))
         return ERR_CORRUPTION();
     struct sst_props pr;
     memset(&pr, 0, sizeof(pr));
+    pr.range_dels = pr.rd_offset = pr.rd_size = 0;
     pr.entries = v[1];
     pr.deletions = v[2];
     pr.raw_key_bytes = v[3];
@@ -213,17 +216,25 @@ static int decode_props(const uint8_t *p, size_t n, struct sst_props *out)
     pr.smallest_trailer = get_u64(p);
     p += 8;
     if (!(p = get_varint(p, end, &llen)) || llen > (size_t)(end - p) ||
-        (size_t)(end - p) - llen != 8)
+        (size_t)(end - p) - llen < 8)
         return ERR_CORRUPTION();
     const uint8_t *l = p;
     pr.largest_trailer = get_u64(p + llen);
+    p += llen + 8;
+    if (v[0] == SST_PROPS_VERSION_RD) {
+        if (!(p = get_varint(p, end, &pr.range_dels)) || !pr.range_dels ||
+            !(p = get_varint(p, end, &pr.rd_offset)) || !(p = get_varint(p, end, &pr.rd_size)))
+            return ERR_CORRUPTION();
+    }
+    if (p != end)
+        return ERR_CORRUPTION();
     if (pr.deletions > pr.entries || pr.data_blocks > pr.entries || pr.min_seq > pr.max_seq)
         return ERR_CORRUPTION();
-    if (pr.entries == 0
-            ? (slen || llen || pr.max_seq)
-            : ikey_compare(s, slen, pr.smallest_trailer, l, llen, pr.largest_trailer) > 0)
+    int empty = pr.entries == 0 && pr.range_dels == 0;
+    if (empty ? (slen || llen || pr.max_seq)
+              : ikey_compare(s, slen, pr.smallest_trailer, l, llen, pr.largest_trailer) > 0)
         return ERR_CORRUPTION();
-    if (pr.entries) {
+    if (!empty) {
         pr.smallest = mem_alloc(slen);
         pr.largest = mem_alloc(llen);
         if (!pr.smallest || !pr.largest) {
@@ -339,6 +350,7 @@ static void destroy(struct sst_reader *r)
     mem_free(r->index);
     mem_free(r->index_keys);
     block_cache_release(r->filter_block);
+    rangedel_set_unref(r->rd);
     sst_props_clear(&r->props);
     for (int i = 0; i < r->dcount; i++)
         ZSTD_freeDCtx(r->dpool[i]);
@@ -348,7 +360,60 @@ static void destroy(struct sst_reader *r)
     mem_free(r);
 }
 
-/* Footer, layout (invariant 1), properties, index, filter. */
+/* Reads, verifies and fragments the range-deletion block: every tombstone must
+ * be non-empty, within the table's sequence range and inside its key range. */
+static int load_range_dels(struct sst_reader *r)
+{
+    struct bc_entry *e;
+    int st = fetch(r, r->props.rd_offset, r->props.rd_size, 1, &e);
+    if (st != STRATA_OK)
+        return st;
+    const struct sst_props *pr = &r->props;
+    const uint8_t *p = e->data, *end = e->data + e->len;
+    uint64_t count;
+    struct rangedel *t = NULL;
+    st = ERR_CORRUPTION();
+    if (!(p = get_varint(p, end, &count)) || count != pr->range_dels ||
+        count > (size_t)(end - p) / 3)
+        goto out;
+    if (!(t = mem_alloc(count * sizeof(*t)))) {
+        st = ERR_NOMEM();
+        goto out;
+    }
+    for (uint64_t i = 0; i < count; i++) {
+        uint64_t seq, blen, elen;
+        if (!(p = get_varint(p, end, &seq)) || !(p = get_varint(p, end, &blen)) ||
+            blen > (size_t)(end - p))
+            goto out;
+        const uint8_t *b = p;
+        p += blen;
+        if (!(p = get_varint(p, end, &elen)) || elen > (size_t)(end - p))
+            goto out;
+        const uint8_t *k = p;
+        p += elen;
+        if (seq < pr->min_seq || seq > pr->max_seq || ukey_compare(b, blen, k, elen) >= 0 ||
+            ikey_compare(b, blen, ikey_trailer(seq, KIND_RANGE_DELETE), pr->smallest,
+                         pr->smallest_len, pr->smallest_trailer) < 0 ||
+            ikey_compare(k, elen, SST_SEPARATOR_TRAILER, pr->largest, pr->largest_len,
+                         pr->largest_trailer) > 0)
+            goto out;
+        t[i] = (struct rangedel){b, k, blen, elen, seq};
+    }
+    if (p != end)
+        goto out;
+    st = rangedel_set_build(t, count, &r->rd);
+out:
+    mem_free(t);
+    block_cache_release(e);
+    return st;
+}
+
+struct rangedel_set *sst_reader_range_dels(const struct sst_reader *r)
+{
+    return r->rd;
+}
+
+/* Footer, layout (invariant 1), properties, range deletions, index, filter. */
 static int load(struct sst_reader *r)
 {
     uint64_t fsize;
@@ -361,9 +426,11 @@ static int load(struct sst_reader *r)
     uint8_t ft[SST_FOOTER_SIZE];
     if ((st = io_read_exact(r->env, r->fd, ft, sizeof(ft), fo)) != STRATA_OK)
         return st;
+    uint32_t format = get_u32(ft + SST_FT_VERSION);
     if (memcmp(ft + SST_FT_MAGIC, SST_MAGIC, SST_MAGIC_LEN) != 0 ||
         XXH3_64bits(ft, SST_FT_CHECKSUM) != get_u64(ft + SST_FT_CHECKSUM) ||
-        get_u32(ft + SST_FT_VERSION) != SST_FORMAT_VERSION || get_u32(ft + SST_FT_FLAGS) != 0)
+        (format != SST_FORMAT_VERSION && format != SST_FORMAT_VERSION_RD) ||
+        get_u32(ft + SST_FT_FLAGS) != 0)
         return ERR_CORRUPTION();
     uint64_t foff = get_u64(ft + SST_FT_FILTER_OFF), fsz = get_u64(ft + SST_FT_FILTER_SIZE);
     uint64_t ioff = get_u64(ft + SST_FT_INDEX_OFF), isz = get_u64(ft + SST_FT_INDEX_SIZE);
@@ -377,11 +444,19 @@ static int load(struct sst_reader *r)
     struct bc_entry *e;
     if ((st = fetch(r, poff, psz, 1, &e)) != STRATA_OK)
         return st;
-    st = decode_props(e->data, e->len, &r->props);
+    st = decode_props(e->data, e->len, format, &r->props);
     block_cache_release(e);
     if (st != STRATA_OK)
         return st;
     r->props.file_size = fsize;
+    if (r->props.range_dels) {
+        /* The range-deletion block ends where the data used to. */
+        if (!block_ends_at(r->props.rd_offset, r->props.rd_size, r->data_end))
+            return ERR_CORRUPTION();
+        r->data_end = r->props.rd_offset;
+        if ((st = load_range_dels(r)) != STRATA_OK)
+            return st;
+    }
 
     if ((st = fetch(r, ioff, isz, 1, &e)) != STRATA_OK)
         return st;
@@ -502,7 +577,8 @@ int sst_reader_may_contain(struct sst_reader *r, const void *key, size_t klen)
 }
 
 int sst_reader_get(struct sst_reader *r, const struct sst_read_options *ro, const void *key,
-                   size_t klen, uint64_t seq, int *kind, void **val, size_t *vlen, int *filtered)
+                   size_t klen, uint64_t seq, int *kind, void **val, size_t *vlen, int *filtered,
+                   uint64_t *found_seq)
 {
     if (filtered)
         *filtered = 0;
@@ -551,8 +627,11 @@ int sst_reader_get(struct sst_reader *r, const struct sst_read_options *ro, cons
                     }
                 }
             }
-            if (st == STRATA_OK)
+            if (st == STRATA_OK) {
                 *kind = k;
+                if (found_seq)
+                    *found_seq = trailer_seq(blk_iter_trailer(&it));
+            }
         }
     }
     blk_iter_release(&it);

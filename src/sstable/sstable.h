@@ -55,6 +55,10 @@ struct sst_props {
     void *smallest, *largest; /* user keys of the first and last entry (owned) */
     size_t smallest_len, largest_len;
     uint64_t smallest_trailer, largest_trailer;
+    /* Range tombstones (format version 2): how many, and where their block is.
+       They widen smallest/largest: see sst_builder_add_range_del. */
+    uint64_t range_dels;
+    uint64_t rd_offset, rd_size;
 };
 
 /* Frees smallest/largest (not props itself). */
@@ -74,6 +78,16 @@ int sst_builder_new(io_env *env, const char *path, const struct sst_options *o,
  * STRATA_NOMEM or an io status (the builder is then failed). */
 int sst_builder_add(struct sst_builder *b, const void *key, size_t klen, uint64_t trailer,
                     const void *val, size_t vlen);
+
+/* Adds a range tombstone: the table then also deletes every user key in
+ * [begin, end) older than seq, in whatever level it lies. Tombstones may come
+ * in any order and overlap; an empty range is ignored. The table's key range
+ * (smallest/largest) grows to include (begin, seq << 8 | KIND_RANGE_DELETE)
+ * and (end, SST_SEPARATOR_TRAILER): largest then sorts before every entry of
+ * end, so the table still does not contain end. Returns as sst_builder_add. */
+int sst_builder_add_range_del(struct sst_builder *b, const void *begin, size_t blen,
+                              const void *end, size_t elen, uint64_t seq);
+uint64_t sst_builder_range_dels(const struct sst_builder *b);
 
 /* Bytes the file will have if finished now (approximately, before index/filter). */
 uint64_t sst_builder_size(const struct sst_builder *b);
@@ -112,9 +126,17 @@ const struct sst_props *sst_reader_props(const struct sst_reader *r);
  * is consulted first. Returns STRATA_OK with *kind set and, for KIND_VALUE, *val
  * a fresh mem_alloc'd copy (caller frees with mem_free) and *vlen; STRATA_NOTFOUND
  * when the table has no such entry; STRATA_CORRUPTION, STRATA_IO or STRATA_NOMEM.
- * *filtered is set to 1 when the bloom filter alone answered NOTFOUND (may be NULL). */
+ * *filtered is set to 1 when the bloom filter alone answered NOTFOUND (may be NULL).
+ * *found_seq (may be NULL) is the entry's sequence. Range tombstones are not
+ * consulted (sst_reader_range_dels). */
 int sst_reader_get(struct sst_reader *r, const struct sst_read_options *ro, const void *key,
-                   size_t klen, uint64_t seq, int *kind, void **val, size_t *vlen, int *filtered);
+                   size_t klen, uint64_t seq, int *kind, void **val, size_t *vlen, int *filtered,
+                   uint64_t *found_seq);
+
+/* The table's range tombstones as a set (util/rangedel.h), loaded and verified
+   at open; owned by the reader, NULL when there are none. */
+struct rangedel_set;
+struct rangedel_set *sst_reader_range_dels(const struct sst_reader *r);
 
 /* Whether the filter says key may be present (1) or is surely absent (0). */
 int sst_reader_may_contain(struct sst_reader *r, const void *key, size_t klen);

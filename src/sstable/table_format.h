@@ -19,6 +19,7 @@
 
 /* File layout, in this order with no gaps:
  *   data block 0 .. data block N-1   (each: contents | type | checksum)
+ *   range-deletion block             (format version 2 only)
  *   filter block                     (absent when the footer's filter size is 0)
  *   index block
  *   properties block
@@ -39,6 +40,9 @@
 #define SST_MAGIC "STRATAST"
 #define SST_MAGIC_LEN 8
 #define SST_FORMAT_VERSION 1
+/* Version 2: a table with range tombstones. Its properties are version 2 and
+   a range-deletion block sits between the data blocks and the filter. */
+#define SST_FORMAT_VERSION_RD 2
 #define SST_FOOTER_SIZE 72
 #define SST_FT_FILTER_OFF 0
 #define SST_FT_FILTER_SIZE 8
@@ -86,5 +90,14 @@
  * u64 LE smallest_trailer; varint largest_len, largest bytes, u64 LE
  * largest_trailer. Nothing may follow. */
 #define SST_PROPS_VERSION 1
+
+/* Properties version 2 (format version 2 only): version 1's fields, then
+ * varint range_dels (>= 1), varint range-deletion block offset, varint its
+ * size (contents only, as a block handle). Nothing may follow.
+ *
+ * Range-deletion block contents: varint count (= range_dels), then count
+ * entries: varint seq | varint blen | begin bytes | varint elen | end bytes,
+ * each with begin < end (bytewise), in no particular order. */
+#define SST_PROPS_VERSION_RD 2
 
 #endif

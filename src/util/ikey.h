@@ -16,12 +16,19 @@
 
 /* Entry kinds; stored on disk, do not renumber. */
 enum {
-    KIND_DELETE = 0, /* tombstone for one key */
-    KIND_VALUE = 1,  /* a put */
-    KIND_MAX = 1,    /* largest kind a write may carry today */
+    KIND_DELETE = 0,       /* tombstone for one key */
+    KIND_VALUE = 1,        /* a put */
+    KIND_MAX = 1,          /* largest kind of a point entry (memtable tree, table data) */
+    KIND_RANGE_DELETE = 2, /* a range tombstone (batches only; kept apart from point
+                              entries, see util/rangedel.h) */
 };
 
 #define SEQ_MAX ((UINT64_C(1) << 56) - 1)
+
+/* The trailer of the smallest internal key of a user key: (key, TRAILER_FIRST)
+   sorts before every entry of key, so as a range's upper bound it excludes key
+   (a table's largest key when a range tombstone ends at key). */
+#define TRAILER_FIRST UINT64_MAX
 
 static inline uint64_t ikey_trailer(uint64_t seq, int kind)
 {
