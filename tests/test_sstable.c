@@ -36,6 +36,7 @@
 #include "util/ikey.h"
 #include "util/io.h"
 #include "util/mem.h"
+#include "util/rangedel.h"
 
 /* Check's ck_assert_* also records every check that passes (a write to its
    pipe in fork mode), which dominates loops over many entries. These reach
@@ -1040,6 +1041,105 @@ static const uint8_t golden[291] = {
     0x41, 0x53, 0x54,
 
 };
+
+/* Version 2: range tombstones round-trip, widen the key and sequence range,
+   leave version-1 tables alone, and every byte of their block is checked. */
+START_TEST(test_range_dels_v2)
+{
+    const char *dir = tu_tmpdir("sstrd");
+    char *path = table_path(dir, "000001.sst");
+    struct sst_options o = opts(64, 10, 0);
+    struct sst_builder *b;
+    ck_assert_int_eq(sst_builder_new(io_posix(), path, &o, &b), STRATA_OK);
+    ck_assert_int_eq(sst_builder_add(b, "b", 1, ikey_trailer(3, KIND_VALUE), "x", 1), STRATA_OK);
+    ck_assert_int_eq(sst_builder_add(b, "m", 1, ikey_trailer(4, KIND_VALUE), "y", 1), STRATA_OK);
+    ck_assert_int_eq(sst_builder_add_range_del(b, "c", 1, "q", 1, 9), STRATA_OK);
+    ck_assert_int_eq(sst_builder_add_range_del(b, "a", 1, "d", 1, 2), STRATA_OK);
+    ck_assert_int_eq(sst_builder_add_range_del(b, "k", 1, "k", 1, 5), STRATA_OK); /* empty */
+    ck_assert_int_eq(sst_builder_add_range_del(b, "x", 1, "a", 1, 5), STRATA_OK); /* empty */
+    ck_assert_int_eq(sst_builder_add_range_del(b, "a", 1, "b", 1, SEQ_MAX + 1), STRATA_INVALID);
+    ck_assert_uint_eq(sst_builder_range_dels(b), 2);
+    ck_assert_int_eq(sst_builder_finish(b, NULL), STRATA_OK);
+    struct sst_reader *r = open_table(path, 1, NULL);
+    const struct sst_props *p = sst_reader_props(r);
+    ck_assert_uint_eq(p->range_dels, 2);
+    ck_assert_uint_eq(p->entries, 2);
+    ck_assert_uint_eq(p->min_seq, 2);
+    ck_assert_uint_eq(p->max_seq, 9);
+    /* smallest is the tombstone's (a, 2|2), largest (q, first-of-q) */
+    ck_assert(p->smallest_len == 1 && memcmp(p->smallest, "a", 1) == 0);
+    ck_assert_uint_eq(p->smallest_trailer, ikey_trailer(2, KIND_RANGE_DELETE));
+    ck_assert(p->largest_len == 1 && memcmp(p->largest, "q", 1) == 0);
+    ck_assert_uint_eq(p->largest_trailer, TRAILER_FIRST);
+    struct rangedel_set *rd = sst_reader_range_dels(r);
+    ck_assert_ptr_nonnull(rd);
+    ck_assert_uint_eq(rangedel_set_max_covering(rd, "b", 1, 100), 2);
+    ck_assert_uint_eq(rangedel_set_max_covering(rd, "c", 1, 100), 9);
+    ck_assert_uint_eq(rangedel_set_max_covering(rd, "c", 1, 8), 2);
+    ck_assert_uint_eq(rangedel_set_max_covering(rd, "p", 1, 100), 9);
+    ck_assert_uint_eq(rangedel_set_max_covering(rd, "q", 1, 100), 0);
+    ck_assert_int_eq(sst_reader_check(r), STRATA_OK);
+    /* Point lookups are not affected (the reader's caller applies them). */
+    int kind;
+    void *v;
+    size_t vlen;
+    uint64_t seq;
+    ck_assert_int_eq(sst_reader_get(r, &RO, "m", 1, 100, &kind, &v, &vlen, NULL, &seq),
+                     STRATA_OK);
+    ck_assert_uint_eq(seq, 4);
+    mem_free(v);
+    sst_reader_close(r);
+
+    size_t n;
+    uint8_t *good = slurp(path, &n);
+    ck_assert_uint_eq(get_u32(good + n - SST_FOOTER_SIZE + SST_FT_VERSION), 2);
+    /* Every byte from the range-deletion block to the end is checked at open. */
+    uint64_t rd_off = 0;
+    {
+        struct sst_reader *r2 = open_table(path, 2, NULL);
+        rd_off = sst_reader_props(r2)->rd_offset;
+        sst_reader_close(r2);
+    }
+    ck_assert_uint_gt(rd_off, 0);
+    for (size_t i = (size_t)rd_off; i < n; i++) {
+        good[i] ^= 0x20;
+        spit(path, good, n);
+        struct sst_reader *bad;
+        int st = sst_reader_open(io_posix(), path, 3, NULL, &bad);
+        EXPECT(st == STRATA_CORRUPTION, "flip at %zu of %zu: %d", i, n, st);
+        if (st == STRATA_OK)
+            sst_reader_close(bad);
+        good[i] ^= 0x20;
+    }
+    free(good);
+
+    /* A table of tombstones only. */
+    ck_assert_int_eq(sst_builder_new(io_posix(), path, &o, &b), STRATA_OK);
+    ck_assert_int_eq(sst_builder_add_range_del(b, "", 0, "zz", 2, 7), STRATA_OK);
+    ck_assert_int_eq(sst_builder_finish(b, NULL), STRATA_OK);
+    r = open_table(path, 4, NULL);
+    p = sst_reader_props(r);
+    ck_assert_uint_eq(p->entries, 0);
+    ck_assert_uint_eq(p->data_blocks, 0);
+    ck_assert_uint_eq(p->min_seq, 7);
+    ck_assert_uint_eq(rangedel_set_max_covering(sst_reader_range_dels(r), "a", 1, 7), 7);
+    ck_assert_int_eq(sst_reader_check(r), STRATA_OK);
+    ck_assert_int_eq(sst_reader_get(r, &RO, "a", 1, 100, &kind, &v, &vlen, NULL, NULL),
+                     STRATA_NOTFOUND);
+    sst_reader_close(r);
+
+    /* No tombstones: still version 1, and no set. */
+    ck_assert_int_eq(sst_builder_new(io_posix(), path, &o, &b), STRATA_OK);
+    ck_assert_int_eq(sst_builder_add(b, "b", 1, ikey_trailer(3, KIND_VALUE), "x", 1), STRATA_OK);
+    ck_assert_int_eq(sst_builder_finish(b, NULL), STRATA_OK);
+    uint8_t *v1 = slurp(path, &n);
+    ck_assert_uint_eq(get_u32(v1 + n - SST_FOOTER_SIZE + SST_FT_VERSION), 1);
+    free(v1);
+    r = open_table(path, 5, NULL);
+    ck_assert_ptr_null(sst_reader_range_dels(r));
+    sst_reader_close(r);
+}
+END_TEST
 
 START_TEST(test_golden_example)
 {
@@ -2188,6 +2288,7 @@ static Suite *sstable_suite(void)
     tcase_add_test(tc, test_table_empty);
     tcase_add_test(tc, test_reader_open_errors);
     tcase_add_test(tc, test_golden_example);
+    tcase_add_test(tc, test_range_dels_v2);
     tc = tcase(s, "builder");
     tcase_add_test(tc, test_builder_invalid);
     tcase_add_test(tc, test_builder_files);
