@@ -351,8 +351,11 @@ STRATA_API int strata_checkpoint(strata_db *db, const char *dir);
 /* ---------------------------------------------------------------- statistics */
 
 typedef struct strata_stats {
-    uint64_t
-        live_keys_estimate;  /* puts minus deletes since the data was last replayed (estimate) */
+    /* Entries minus twice the tombstones in memtables and tables (exact once
+       compaction has merged everything; until then overwritten and
+       range-deleted keys count, and a tombstone whose victim a flush already
+       dropped counts twice). */
+    uint64_t live_keys_estimate;
     uint64_t wal_records;    /* log records written since open */
     uint64_t wal_bytes;      /* log bytes written since open */
     uint64_t wal_syncs;      /* fdatasync calls on the log since open */

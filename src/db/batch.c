@@ -47,7 +47,6 @@ void strata_batch_clear(strata_batch *b)
     b->len = BATCH_HEADER;
     b->count = 0;
     b->user_bytes = 0;
-    b->net_keys = 0;
 }
 
 size_t strata_batch_count(const strata_batch *b)
@@ -105,9 +104,6 @@ static int batch_add(strata_batch *b, int kind, const void *key, size_t klen, co
     b->count++;
     put_u32(b->rep + 8, b->count);
     b->user_bytes += klen + (has_val ? vlen : 0);
-    /* (A range delete's effect on the live-key estimate is unknown here: db_write
-       asks the memtable and the tables.) */
-    b->net_keys += kind == KIND_VALUE ? 1 : kind == KIND_DELETE ? -1 : 0;
     return STRATA_OK;
 }
 

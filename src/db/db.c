@@ -136,7 +136,6 @@ static int find_logs(strata_db *db, uint64_t **out, size_t *count);
 struct replay_ctx {
     strata_db *db;
     uint64_t max_seq;
-    int64_t live;
     struct version_edit *edit; /* tables written while replaying */
 };
 
@@ -146,7 +145,6 @@ static int replay_entry(void *ctx, uint64_t seq, int kind, const void *key, size
     struct replay_ctx *rc = ctx;
     if (seq > rc->max_seq)
         rc->max_seq = seq;
-    rc->live += kind == KIND_VALUE ? 1 : kind == KIND_DELETE ? -1 : 0;
     return memtable_add(rc->db->mem, seq, kind, key, klen, val, vlen);
 }
 
@@ -315,7 +313,6 @@ static int recover(strata_db *db)
         return st;
     }
     edit_clear(&edit);
-    atomic_store(&db->st_live_keys, rc.live > 0 ? rc.live : 0);
     struct version *v = vset_current(db->vs);
     db->l0_files = (int)v->nfiles[0];
     version_unref(v);
@@ -647,23 +644,33 @@ int strata_stats_get(strata_db *db, strata_stats *out)
     if (!db || !out)
         return ERR_INVALID();
     memset(out, 0, sizeof(*out));
+    /* Live keys: entries minus twice the tombstones, over the memtables and
+       the tables (a tombstone removes itself and one older entry). Versions
+       of a key not yet merged, and keys under range tombstones, count until
+       compaction removes them. */
+    int64_t live = 0;
     uv_mutex_lock(&db->mu);
     out->memtable_bytes = memtable_memory(db->mem);
     out->immutable_memtables = (uint64_t)db->nimm;
+    live += (int64_t)memtable_count(db->mem) - 2 * (int64_t)memtable_deletions(db->mem);
+    for (int i = 0; i < db->nimm; i++)
+        live += (int64_t)memtable_count(db->imm[i]) - 2 * (int64_t)memtable_deletions(db->imm[i]);
     uv_mutex_unlock(&db->mu);
     struct version *v = vset_current(db->vs);
     out->levels = NUM_LEVELS;
     for (int l = 0; l < NUM_LEVELS; l++) {
         out->level_files[l] = v->nfiles[l];
-        for (size_t i = 0; i < v->nfiles[l]; i++)
-            out->level_bytes[l] += v->files[l][i]->size;
+        for (size_t i = 0; i < v->nfiles[l]; i++) {
+            const struct file_meta *f = v->files[l][i];
+            out->level_bytes[l] += f->size;
+            live += (int64_t)f->entries - 2 * (int64_t)f->deletions;
+        }
     }
+    out->live_keys_estimate = live > 0 ? (uint64_t)live : 0;
     double scores[NUM_LEVELS];
     compaction_scores(v, &db->copts, scores, &out->pending_compaction_bytes);
     version_unref(v);
 #define LOAD(field) atomic_load_explicit(&db->field, memory_order_relaxed)
-    int64_t live = LOAD(st_live_keys);
-    out->live_keys_estimate = live > 0 ? (uint64_t)live : 0;
     out->wal_records = LOAD(st_wal_records);
     out->wal_bytes = LOAD(st_wal_bytes);
     out->wal_syncs = LOAD(st_wal_syncs);

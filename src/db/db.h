@@ -33,7 +33,6 @@ struct strata_batch {
     size_t len, cap;
     uint32_t count;
     uint64_t user_bytes; /* key + value bytes, for stats */
-    int64_t net_keys;    /* puts minus deletes, for the live-keys estimate */
 };
 
 /* Called for each entry of an encoded batch with its sequence number. */

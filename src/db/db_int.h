@@ -109,7 +109,6 @@ struct strata_db {
     /* Counters for strata_stats (relaxed atomics). */
     atomic_uint_fast64_t st_wal_records, st_wal_bytes, st_wal_syncs, st_user_bytes, st_writes,
         st_groups;
-    atomic_int_fast64_t st_live_keys;
     atomic_uint_fast64_t st_flush_bytes, st_stall_micros, st_bloom_negatives;
     atomic_uint_fast64_t st_compactions, st_compaction_read, st_compaction_written;
 };

@@ -153,14 +153,12 @@ static void lead(strata_db *db, struct writer *leader)
     if (st == STRATA_OK && seq)
         atomic_store_explicit(&db->last_seq, seq, memory_order_release);
     uint64_t writes = 0, user = 0;
-    int64_t net = 0;
     struct writer *next = last->next;
     for (struct writer *w = leader; w != next;) {
         struct writer *following = w->next;
         if (w->batch) {
             writes++;
             user += w->batch->user_bytes;
-            net += w->batch->net_keys;
         }
         w->status = st;
         w->done = 1;
@@ -177,7 +175,6 @@ static void lead(strata_db *db, struct writer *leader)
         atomic_fetch_add_explicit(&db->st_writes, writes, memory_order_relaxed);
         atomic_fetch_add_explicit(&db->st_groups, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&db->st_user_bytes, user, memory_order_relaxed);
-        atomic_fetch_add_explicit(&db->st_live_keys, net, memory_order_relaxed);
     }
 }
 

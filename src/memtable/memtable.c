@@ -55,6 +55,7 @@ int memtable_new_sized(size_t budget, struct memtable **out)
     atomic_init(&m->root_ver, 0);
     atomic_init(&m->version, 0);
     atomic_init(&m->count, 0);
+    atomic_init(&m->deletions, 0);
     m->min = NULL;
     m->max = NULL;
     /* Blocks of at most 1/16 of the budget, so filling it is what fills it. */
@@ -136,6 +137,10 @@ int memtable_add(struct memtable *m, uint64_t seq, int kind, const void *key, si
 
     uint64_t count = atomic_load_explicit(&m->count, memory_order_relaxed);
     atomic_store_explicit(&m->count, count + 1, memory_order_relaxed);
+    if (kind == KIND_DELETE) {
+        uint64_t d = atomic_load_explicit(&m->deletions, memory_order_relaxed);
+        atomic_store_explicit(&m->deletions, d + 1, memory_order_relaxed);
+    }
     return STRATA_OK;
 }
 
@@ -200,6 +205,11 @@ int memtable_range_dels(struct memtable *m, struct rangedel_set **out)
 uint64_t memtable_range_del_count(const struct memtable *m)
 {
     return atomic_load_explicit(&m->rd_published, memory_order_relaxed);
+}
+
+uint64_t memtable_deletions(const struct memtable *m)
+{
+    return atomic_load_explicit(&m->deletions, memory_order_relaxed);
 }
 
 int memtable_empty(const struct memtable *m)

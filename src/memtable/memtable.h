@@ -57,6 +57,9 @@ int memtable_range_dels(struct memtable *m, struct rangedel_set **out);
 /* Number of range tombstones added. */
 uint64_t memtable_range_del_count(const struct memtable *m);
 
+/* Number of those entries of kind KIND_DELETE. */
+uint64_t memtable_deletions(const struct memtable *m);
+
 /* Whether nothing at all (no entry, no range tombstone) was added. */
 int memtable_empty(const struct memtable *m);
 

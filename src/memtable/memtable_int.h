@@ -72,7 +72,8 @@ struct memtable {
     /* Keeps the fields the writer changes on every add off the readers' line. */
     char pad[64];
 
-    _Atomic uint64_t count; /* entries added */
+    _Atomic uint64_t count;     /* entries added */
+    _Atomic uint64_t deletions; /* of them, of kind KIND_DELETE */
     struct mt_node *min;    /* smallest and largest entry, writer only: */
     struct mt_node *max;    /* sorted inserts skip the walk from the root */
     struct arena arena;
