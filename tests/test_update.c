@@ -576,6 +576,7 @@ struct incr_worker {
     uint64_t seed;
     unsigned long shared, own; /* increments done of each */
     int failures, bad;
+    int shared_only; /* every increment on the shared counter */
 };
 
 /* n increments, each of the shared counter or (by a seeded coin) the thread's own. */
@@ -587,7 +588,7 @@ static void incr_thread(void *arg)
     snprintf(own, sizeof(own), "own-%d", w->id);
     struct incr c = {.pad = w->pad};
     for (int i = 0; i < w->n; i++) {
-        int shared = tu_rand(&rng) % 4 != 0;
+        int shared = w->shared_only || tu_rand(&rng) % 4 != 0;
         const char *key = shared ? "counter" : own;
         if (strata_update(w->db, NULL, key, strlen(key), incr_fn, &c) != STRATA_OK) {
             w->failures++;
@@ -619,7 +620,7 @@ static void flush_thread(void *arg)
 }
 
 static void run_counters(strata_db *db, const char *name, int nthreads, int n, size_t pad,
-                         int flusher)
+                         int flusher, int shared_only)
 {
     uint64_t seed = tu_seed(name);
     uv_thread_t tid[8], ftid;
@@ -633,7 +634,8 @@ static void run_counters(strata_db *db, const char *name, int nthreads, int n, s
                                     .id = i,
                                     .n = n,
                                     .pad = pad,
-                                    .seed = seed + (uint64_t)i * 0x9e3779b97f4a7c15u};
+                                    .seed = seed + (uint64_t)i * 0x9e3779b97f4a7c15u,
+                                    .shared_only = shared_only};
         ck_assert_int_eq(uv_thread_create(&tid[i], incr_thread, &w[i]), 0);
     }
     unsigned long shared = 0;
@@ -665,9 +667,19 @@ START_TEST(concurrent_increments)
 {
     strata_db *db = open_db(NULL);
     int n = tu_long_mode() ? 20000 : 3000;
-    run_counters(db, "concurrent_increments", 4, n, 0, 0);
+    run_counters(db, "concurrent_increments", 4, n, 0, 0, 0);
     strata_stats st = stats(db);
     ck_assert_uint_eq(st.writes, (uint64_t)4 * n); /* every update wrote once */
+    ck_assert_int_eq(strata_close(db), STRATA_OK);
+}
+END_TEST
+
+/* The figure: 8 threads, 10,000 increments each, one key: 80,000. */
+START_TEST(eight_threads_one_counter)
+{
+    strata_db *db = open_db(NULL);
+    run_counters(db, "eight_threads_one_counter", 8, 10000, 0, 0, 1);
+    ck_assert_uint_eq(counter_value(db, "counter"), 80000);
     ck_assert_int_eq(strata_close(db), STRATA_OK);
 }
 END_TEST
@@ -679,7 +691,7 @@ START_TEST(concurrent_increments_with_flushes)
        flushes), and every update still reads the latest value */
     strata_db *db = open_small();
     int n = tu_long_mode() ? 10000 : 2000;
-    run_counters(db, "concurrent_increments_with_flushes", 4, n, 200, 1);
+    run_counters(db, "concurrent_increments_with_flushes", 4, n, 200, 1, 0);
     strata_stats st = stats(db);
     ck_assert_uint_gt(st.flush_bytes_written, 0);
     ck_assert_uint_gt(st.level_files[0] + st.level_files[1] + st.level_files[2], 0);
@@ -737,7 +749,8 @@ int main(void)
         {"durability", {durability_levels, default_durability_from_options}},
         {"errors", {write_error_is_returned, read_error_is_returned}},
         {"model", {random_against_model}},
-        {"threads", {concurrent_increments, concurrent_increments_with_flushes}},
+        {"threads",
+         {concurrent_increments, eight_threads_one_counter, concurrent_increments_with_flushes}},
     };
     for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++) {
         TCase *tc = tcase_create(groups[g].name);
