@@ -475,7 +475,7 @@ int db_open(const char *path, const strata_options *opts, io_env *env, strata_db
 
 int strata_open(const char *path, const strata_options *opts, strata_db **db)
 {
-    return db_open(path, opts, io_posix(), db);
+    return db_open(path, opts, io_posix_mmap(), db);
 }
 
 int strata_close(strata_db *db)

@@ -100,6 +100,17 @@ struct bc_entry *bc_entry_new(size_t cap)
     atomic_init(&e->refs, 1);
     e->charge = block_cache_charge(cap);
     e->len = cap;
+    e->p = e->data;
+    return e;
+}
+
+struct bc_entry *bc_entry_wrap(const uint8_t *p, size_t len)
+{
+    struct bc_entry *e = bc_entry_new(0);
+    if (e) {
+        e->p = p;
+        e->len = len;
+    }
     return e;
 }
 

@@ -38,13 +38,19 @@ struct bc_entry {
     struct bc_link link;     /* in the shard's clock list while cached */
     size_t charge;
     int in_cache; /* guarded by shard->mu */
-    size_t len;   /* bytes of data in use */
+    size_t len;         /* bytes of the block */
+    const uint8_t *p;   /* the block: data, or a mapped file (bc_entry_wrap) */
     uint8_t data[];
 };
 
 /* A fresh entry with room for cap bytes of data, one reference held by the
  * caller, in no cache. NULL when out of memory. */
 struct bc_entry *bc_entry_new(size_t cap);
+
+/* An entry for len bytes at p that it does not own (a block of a mapped
+ * table, which outlives the entry), one reference held by the caller, never
+ * cached. NULL when out of memory. */
+struct bc_entry *bc_entry_wrap(const uint8_t *p, size_t len);
 
 /* The cached block for (number, offset) with a new reference, or NULL.
  * Counts a hit or a miss. */

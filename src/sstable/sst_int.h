@@ -46,6 +46,11 @@ struct sst_reader {
     struct bloom filter;
     struct sst_props props;
     struct rangedel_set *rd; /* range tombstones, NULL when none */
+    /* The whole file mapped (env->map), or NULL: blocks are then read with
+       pread. verified: one bit per data block whose checksum was checked. */
+    const uint8_t *map;
+    uint64_t map_len;
+    _Atomic uint64_t *verified;
     atomic_uint_fast64_t block_reads;
     uv_mutex_t dmu; /* guards dpool and dcount */
     void *dpool[SST_DCTX_POOL];

@@ -125,6 +125,20 @@ static int fetch(struct sst_reader *r, uint64_t off, uint64_t size, int verify,
     if (size > SST_MAX_BLOCK_LEN)
         return ERR_CORRUPTION();
     size_t n = (size_t)size;
+    if (r->map) {
+        /* In place: the handle was checked to lie inside the file. */
+        const uint8_t *b = r->map + off;
+        if (verify && XXH3_64bits(b, n + 1) != get_u64(b + n + 1))
+            return ERR_CORRUPTION();
+        switch (b[n]) {
+        case SST_TYPE_NONE:
+            return (*out = bc_entry_wrap(b, n)) ? STRATA_OK : ERR_NOMEM();
+        case SST_TYPE_ZSTD:
+            return inflate(r, b, n, out);
+        default:
+            return ERR_CORRUPTION();
+        }
+    }
     struct bc_entry *e = bc_entry_new(n + SST_BLOCK_TRAILER);
     if (!e)
         return ERR_NOMEM();
@@ -148,11 +162,43 @@ static int fetch(struct sst_reader *r, uint64_t off, uint64_t size, int verify,
     return st;
 }
 
+/* An uncompressed block of a mapped table is used in place, bypassing the
+ * cache: the page cache holds it already. Its checksum is verified the first
+ * time it is used (whatever the read options say, as for a block entering the
+ * cache) and remembered in r->verified. */
+static int mapped_block(struct sst_reader *r, size_t i, struct bc_entry **out)
+{
+    const struct sst_index_entry *x = &r->index[i];
+    const uint8_t *b = r->map + x->offset;
+    size_t n = (size_t)x->size;
+    uint64_t bit = UINT64_C(1) << (i % 64);
+    if (!(atomic_load_explicit(&r->verified[i / 64], memory_order_relaxed) & bit)) {
+        if (XXH3_64bits(b, n + 1) != get_u64(b + n + 1))
+            return ERR_CORRUPTION();
+        atomic_fetch_or_explicit(&r->verified[i / 64], bit, memory_order_relaxed);
+    }
+    struct bc_entry *e = bc_entry_wrap(b, n);
+    if (!e)
+        return ERR_NOMEM();
+    atomic_fetch_add_explicit(&r->block_reads, 1, memory_order_relaxed);
+    int st = blk_parse(e->p, e->len, &e->blk);
+    if (st == STRATA_OK && e->blk.nrestarts == 0)
+        st = ERR_CORRUPTION(); /* data blocks are never empty */
+    if (st != STRATA_OK) {
+        block_cache_release(e);
+        return st;
+    }
+    *out = e;
+    return STRATA_OK;
+}
+
 int sst_read_data_block(struct sst_reader *r, const struct sst_read_options *ro, size_t i,
                         struct bc_entry **out)
 {
     const struct sst_index_entry *x = &r->index[i];
     struct bc_entry *e;
+    if (r->map && r->map[x->offset + x->size] == SST_TYPE_NONE)
+        return mapped_block(r, i, out);
     if (r->cache && (e = block_cache_lookup(r->cache, r->number, x->offset))) {
         *out = e;
         return STRATA_OK;
@@ -164,7 +210,7 @@ int sst_read_data_block(struct sst_reader *r, const struct sst_read_options *ro,
     if (st != STRATA_OK)
         return st;
     atomic_fetch_add_explicit(&r->block_reads, 1, memory_order_relaxed);
-    st = blk_parse(e->data, e->len, &e->blk);
+    st = blk_parse(e->p, e->len, &e->blk);
     if (st == STRATA_OK && e->blk.nrestarts == 0)
         st = ERR_CORRUPTION(); /* data blocks are never empty */
     if (st != STRATA_OK) {
@@ -351,6 +397,9 @@ static void destroy(struct sst_reader *r)
     mem_free(r->index_keys);
     block_cache_release(r->filter_block);
     rangedel_set_unref(r->rd);
+    mem_free(r->verified);
+    if (r->map)
+        r->env->unmap(r->env, r->map, r->map_len);
     sst_props_clear(&r->props);
     for (int i = 0; i < r->dcount; i++)
         ZSTD_freeDCtx(r->dpool[i]);
@@ -369,7 +418,7 @@ static int load_range_dels(struct sst_reader *r)
     if (st != STRATA_OK)
         return st;
     const struct sst_props *pr = &r->props;
-    const uint8_t *p = e->data, *end = e->data + e->len;
+    const uint8_t *p = e->p, *end = e->p + e->len;
     uint64_t count;
     struct rangedel *t = NULL;
     st = ERR_CORRUPTION();
@@ -422,6 +471,12 @@ static int load(struct sst_reader *r)
         return st;
     if (fsize < SST_FOOTER_SIZE)
         return ERR_CORRUPTION();
+    /* Read in place when the env can map files; a failure just means pread. */
+    const void *map;
+    if (r->env->map && r->env->unmap && r->env->map(r->env, r->fd, fsize, &map) == STRATA_OK) {
+        r->map = map;
+        r->map_len = fsize;
+    }
     uint64_t fo = fsize - SST_FOOTER_SIZE;
     uint8_t ft[SST_FOOTER_SIZE];
     if ((st = io_read_exact(r->env, r->fd, ft, sizeof(ft), fo)) != STRATA_OK)
@@ -444,7 +499,7 @@ static int load(struct sst_reader *r)
     struct bc_entry *e;
     if ((st = fetch(r, poff, psz, 1, &e)) != STRATA_OK)
         return st;
-    st = decode_props(e->data, e->len, format, &r->props);
+    st = decode_props(e->p, e->len, format, &r->props);
     block_cache_release(e);
     if (st != STRATA_OK)
         return st;
@@ -460,7 +515,7 @@ static int load(struct sst_reader *r)
 
     if ((st = fetch(r, ioff, isz, 1, &e)) != STRATA_OK)
         return st;
-    st = decode_index(r, e->data, e->len);
+    st = decode_index(r, e->p, e->len);
     block_cache_release(e);
     if (st == STRATA_OK)
         st = build_fingerprints(r);
@@ -469,11 +524,13 @@ static int load(struct sst_reader *r)
     if (r->props.data_blocks != r->nblocks || r->props.data_bytes != r->data_end ||
         (r->nblocks == 0) != (r->props.entries == 0))
         return ERR_CORRUPTION();
+    if (r->map && !(r->verified = mem_calloc(r->nblocks / 64 + 1, sizeof(*r->verified))))
+        return ERR_NOMEM();
 
     if (fsz) {
         if ((st = fetch(r, foff, fsz, 1, &r->filter_block)) != STRATA_OK)
             return st;
-        st = bloom_parse(r->filter_block->data, r->filter_block->len, &r->filter);
+        st = bloom_parse(r->filter_block->p, r->filter_block->len, &r->filter);
     }
     return st;
 }

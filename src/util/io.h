@@ -66,10 +66,21 @@ struct io_env {
        when another handle, in this process or another, holds it. */
     int (*lock)(io_env *env, const char *path, int *fd);
     int (*unlock)(io_env *env, int fd);
+    /* Optional (NULL: not offered, callers pread): maps the first size bytes
+       of fd (open for reading) read-only into memory at *addr, which stays
+       valid after close(fd) until unmap. Only for files that never change
+       while mapped (tables). */
+    int (*map)(io_env *env, int fd, uint64_t size, const void **addr);
+    void (*unmap)(io_env *env, const void *addr, uint64_t size);
 };
 
-/* The real POSIX file system. Static storage; thread-safe. */
+/* The real POSIX file system. Static storage; thread-safe. It offers no map:
+   every read goes through pread. */
 io_env *io_posix(void);
+
+/* The same with map (mmap): what a database uses by default, so that table
+   blocks are read in place from the page cache (doc/architecture.md). */
+io_env *io_posix_mmap(void);
 
 void io_free_list(char **names, size_t count);
 

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -259,6 +260,24 @@ static int px_unlock(io_env *env, int fd)
     return px_close(env, fd);
 }
 
+static int px_map(io_env *env, int fd, uint64_t size, const void **addr)
+{
+    (void)env;
+    if (size == 0 || size > SIZE_MAX)
+        return ERR_INVALID();
+    void *p = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED)
+        return errno == ENOMEM ? ERR_NOMEM() : ERR_IO();
+    *addr = p;
+    return STRATA_OK;
+}
+
+static void px_unmap(io_env *env, const void *addr, uint64_t size)
+{
+    (void)env;
+    munmap((void *)(uintptr_t)addr, (size_t)size);
+}
+
 static io_env posix_env = {
     .open = px_open,
     .close = px_close,
@@ -278,9 +297,35 @@ static io_env posix_env = {
     .unlock = px_unlock,
 };
 
+static io_env posix_mmap_env = {
+    .open = px_open,
+    .close = px_close,
+    .pread = px_pread,
+    .pwrite = px_pwrite,
+    .sync = px_sync,
+    .truncate = px_truncate,
+    .size = px_size,
+    .sync_dir = px_sync_dir,
+    .rename = px_rename,
+    .unlink = px_unlink,
+    .mkdir = px_mkdir,
+    .rmdir = px_rmdir,
+    .link = px_link,
+    .list = px_list,
+    .lock = px_lock,
+    .unlock = px_unlock,
+    .map = px_map,
+    .unmap = px_unmap,
+};
+
 io_env *io_posix(void)
 {
     return &posix_env;
+}
+
+io_env *io_posix_mmap(void)
+{
+    return &posix_mmap_env;
 }
 
 void io_free_list(char **names, size_t count)
