@@ -93,6 +93,11 @@ static int parse_records(const unsigned char *d, long n, struct record *r)
 {
     int k = 0;
     for (long off = FILE_HEADER; off + RECORD_HEADER <= n && k < MAX_RECORDS;) {
+        int zero = 1; /* the zeros a mapped log allocates ahead: no record */
+        for (long i = 0; i < RECORD_HEADER && zero; i++)
+            zero = d[off + i] == 0;
+        if (zero)
+            break;
         long len = (long)get_u32(d + off + 8);
         r[k].start = off;
         r[k].end = off + RECORD_HEADER + len;
@@ -203,7 +208,16 @@ static long load_log(unsigned char **d, struct record *r, int *nrec)
     long n = tu_read_file(path, d);
     *nrec = parse_records(*d, n, r);
     ck_assert_int_gt(*nrec, 0);
-    ck_assert_int_eq(r[*nrec - 1].end, n); /* the parse covers the whole file */
+    /* The parse covers the whole file but for the zeros a mapped log
+       allocates ahead (its close cuts them; these logs were not closed).
+       The cases below work on the records alone, as the file would be after
+       a close. */
+    long nonzero = -1;
+    for (long i = r[*nrec - 1].end; i < n && nonzero < 0; i++)
+        if ((*d)[i])
+            nonzero = i;
+    ck_assert_msg(nonzero < 0, "byte %ld after the last record is not 0", nonzero);
+    n = r[*nrec - 1].end;
     return n;
 }
 

@@ -150,6 +150,9 @@ struct model {
 
 static uint8_t scratch[(1u << 20) + 64];
 
+/* The env the model writes with: io_posix (pwrite) unless a test maps. */
+static io_env *m_env;
+
 static void payload_bytes(uint64_t seed, uint64_t id, uint8_t *p, size_t len)
 {
     uint64_t s = seed * UINT64_C(0x100000001b3) + id;
@@ -170,7 +173,8 @@ static void m_open(struct model *m, const char *dir, uint64_t number, uint64_t s
     m->seed = seed;
     m->r = calloc(MAXREC, sizeof(*m->r));
     ck_assert_ptr_nonnull(m->r);
-    ck_assert_int_eq(wal_writer_create(io_posix(), dir, number, &m->w), STRATA_OK);
+    ck_assert_int_eq(wal_writer_create(m_env ? m_env : io_posix(), dir, number, &m->w),
+                     STRATA_OK);
 }
 
 static void m_add(struct model *m, size_t len)
@@ -537,6 +541,47 @@ static void tail_case(int sync_first, int zeros, uint64_t seed)
     free(junk);
     m_free(&m);
 }
+
+/* A log written through a shared mapping (io_posix_mmap): records of every
+ * size, windows moving, a record too large for a window taking pwrite. Until
+ * close the file runs on in allocated zeros, which replay as a zero tail;
+ * the close cuts them. */
+START_TEST(test_mapped_log)
+{
+    const char *dir = tu_tmpdir("walmap");
+    struct model m;
+    m_env = io_posix_mmap();
+    m_open(&m, dir, 7, tu_seed("test_mapped_log"));
+    static const size_t sizes[] = {0, 1, 100, 4000, 65536, 700000, 300};
+    for (int i = 0; i < 400; i++) {
+        m_add(&m, sizes[i % 7] + (size_t)i);
+        if (i % 3 == 0)
+            m_write(&m);
+        if (i % 50 == 49)
+            m_sync(&m);
+    }
+    m_write(&m);
+    ck_assert_uint_gt(m_size(&m), (uint64_t)20 << 20);
+    /* A crash now: the file holds every record, then zeros. */
+    char crashed[700];
+    snprintf(crashed, sizeof(crashed), "%s/crashed.wal", dir);
+    copy_file(m.path, crashed);
+    ck_assert_int_gt(tu_file_size(crashed), (long long)m_size(&m));
+    struct wal_replay_info info;
+    EXPECT_INT_EQ(replay(crashed, m.number, &info), STRATA_OK);
+    EXPECT_UINT_EQ(info.valid_end, m_size(&m));
+    EXPECT(info.zero_tail, "the allocated tail should replay as zeros");
+    check_delivered(&m, m.npay);
+    /* A byte that is not zero in the tail is no longer a zero tail. */
+    poke(crashed, (uint64_t)tu_file_size(crashed) - 1, "x", 1);
+    EXPECT_INT_EQ(replay(crashed, m.number, &info), STRATA_OK);
+    EXPECT(!info.zero_tail, "a non-zero byte in the tail");
+    m_close(&m, 1); /* asserts the file is cut to its records */
+    expect_ok(&m, m.path, m_size(&m));
+    m_env = NULL;
+    m_free(&m);
+}
+END_TEST
 
 START_TEST(test_zero_tail)
 {
@@ -1261,6 +1306,7 @@ static Suite *wal_suite(void)
     tcase_add_test(tc, test_truncate_last_three);
     tc = tcase(s, "tail");
     tcase_add_test(tc, test_zero_tail);
+    tcase_add_test(tc, test_mapped_log);
     tcase_add_test(tc, test_garbage_tail);
     tcase_add_test(tc, test_truncate_tail);
     tc = tcase(s, "hole");

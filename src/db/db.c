@@ -205,8 +205,10 @@ static int replay_logs(strata_db *db, struct replay_ctx *rc, const uint64_t *log
                        info.records, info.valid_end);
         if (info.valid_end < info.file_size) {
             /* Only the newest log may end early: an older one was synced
-               before a newer one was created (db_flush.c, invariant 2). */
-            if (i + 1 < nlogs) {
+               before a newer one was created (db_flush.c, invariant 2).
+               Zeros after its last record are space allocated ahead by a
+               mapped log whose close did not get to cut it (a crash). */
+            if (i + 1 < nlogs && !info.zero_tail) {
                 infolog_printf(db->log, "recovery: %s is damaged but newer logs follow it", name);
                 return ERR_CORRUPTION();
             }
@@ -291,19 +293,21 @@ static int recover(strata_db *db)
     /* The new log is created only once the edit retiring the replayed ones is
        durable: until then a crash finds the replayed logs as they were, never
        an older log followed by a newer one (db_flush.c, invariant 2). */
+    int logged = 0; /* from here on the edit may be in the MANIFEST, even if apply fails */
     if (st == STRATA_OK) {
+        logged = 1;
         db->wal_number = vset_new_file_number(db->vs);
         edit.has_log_number = 1;
         edit.log_number = db->wal_number;
         st = vset_apply(db->vs, &edit, last);
     }
-    int applied = st == STRATA_OK;
     if (st == STRATA_OK)
         st = wal_writer_create(db->env, db->dir, db->wal_number, &db->wal);
     if (st != STRATA_OK) {
-        /* Tables written for this attempt are named by nothing durable unless
-           the edit was applied (then they are the database). */
-        for (size_t i = 0; !applied && i < edit.nadded; i++) {
+        /* Tables written for this attempt are named by no edit unless one was
+           logged (then the next open decides: they are the database, or
+           leftovers it removes). */
+        for (size_t i = 0; !logged && i < edit.nadded; i++) {
             char name[32], path[IO_PATH_MAX];
             snprintf(name, sizeof(name), "%06" PRIu64 ".sst", edit.added[i].f->number);
             if (io_path(path, sizeof(path), db->dir, name) == STRATA_OK)

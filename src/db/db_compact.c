@@ -12,8 +12,11 @@
  *    unmarked, all under mu; so a pick sees every conflict.
  * 2. Edits are applied one at a time (apply_mu), from the flush thread, the
  *    workers and strata_compact_range alike.
- * 3. Outputs of a compaction whose edit was not applied are deleted; a moved
- *    file (trivial move) is never deleted, since its number is an input's.
+ * 3. Outputs of a compaction that failed before its edit was logged are
+ *    deleted (compaction_run); once the edit went to vset_apply they stay even
+ *    if it failed, since the edit may be in the MANIFEST, and the next open
+ *    removes them if no edit names them. A moved file (trivial move) is never
+ *    deleted, since its number is an input's.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -38,16 +41,6 @@ int db_apply(strata_db *db, struct version_edit *e)
     return STRATA_OK;
 }
 
-static void remove_outputs(strata_db *db, const struct compaction *c, const struct version_edit *e)
-{
-    for (size_t i = 0; i < e->nadded && !c->trivial_move; i++) {
-        char name[32], path[IO_PATH_MAX];
-        snprintf(name, sizeof(name), "%06" PRIu64 ".sst", e->added[i].f->number);
-        if (io_path(path, sizeof(path), db->dir, name) == STRATA_OK)
-            db->env->unlink(db->env, path);
-    }
-}
-
 /* Runs c and applies its edit. Called without mu. */
 static int run(strata_db *db, struct compaction *c)
 {
@@ -58,11 +51,10 @@ static int run(strata_db *db, struct compaction *c)
     int st =
         compaction_run(c, &db->copts, db->env, db->dir, db->vs, db_oldest_snapshot(db), &e, &cs);
     size_t outputs = e.nadded; /* (an applied edit gives its files away) */
-    if (st == STRATA_OK) {
+    /* A failed apply may still have put the edit in the MANIFEST: the
+       outputs stay (invariant 3). */
+    if (st == STRATA_OK)
         st = db_apply(db, &e);
-        if (st != STRATA_OK)
-            remove_outputs(db, c, &e); /* invariant 3 */
-    }
     edit_clear(&e);
     infolog_printf(db->log,
                    "compaction L%d->L%d (%s%s): %zu+%zu files, %zu out, read %" PRIu64

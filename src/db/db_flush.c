@@ -224,13 +224,19 @@ static int flush_one(strata_db *db, struct memtable *mem, uint64_t log_after)
     e.has_log_number = 1;
     e.log_number = log_after;
     uint64_t number = f ? f->number : 0;
+    int logged = 0;
     if (f)
         st = edit_add_file(&e, 0, f);
-    if (st == STRATA_OK)
+    if (st == STRATA_OK) {
+        logged = 1;
         st = db_apply(db, &e);
+    }
     edit_clear(&e);
-    if (st != STRATA_OK && number)
-        remove_table(db, number); /* never named by a durable edit */
+    /* A failed apply may still have put the edit in the MANIFEST (its pwrite
+       went through; the fdatasync or the sync marker after it failed): the
+       table stays, and the next open removes it if no edit names it. */
+    if (st != STRATA_OK && number && !logged)
+        remove_table(db, number); /* named by no edit */
     return st;
 }
 

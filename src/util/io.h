@@ -72,7 +72,21 @@ struct io_env {
        while mapped (tables). */
     int (*map)(io_env *env, int fd, uint64_t size, const void **addr);
     void (*unmap)(io_env *env, const void *addr, uint64_t size);
+    /* Optional (NULL: not offered, callers pwrite): maps [off, off + len) of
+       fd (open for writing; off a multiple of IO_MAP_ALIGN, the range inside
+       the file) read-write and shared, so that bytes stored through it are
+       the file's bytes in the page cache exactly as if pwrite had put them
+       there: a process crash keeps them, sync makes them durable. Released
+       with unmap. */
+    int (*map_write)(io_env *env, int fd, uint64_t off, uint64_t len, void **addr);
+    /* Optional, with map_write: gives [off, off + len) of fd disk blocks now,
+       growing the file (with zeros) as needed, so that later stores into the
+       range cannot fail for lack of space. STRATA_NOSPACE on a full disk. */
+    int (*allocate)(io_env *env, int fd, uint64_t off, uint64_t len);
 };
+
+/* Alignment of map_write offsets (a multiple of every page size in use). */
+#define IO_MAP_ALIGN ((uint64_t)64 * 1024)
 
 /* The real POSIX file system. Static storage; thread-safe. It offers no map:
    every read goes through pread. */

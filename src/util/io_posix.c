@@ -278,6 +278,27 @@ static void px_unmap(io_env *env, const void *addr, uint64_t size)
     munmap((void *)(uintptr_t)addr, (size_t)size);
 }
 
+static int px_map_write(io_env *env, int fd, uint64_t off, uint64_t len, void **addr)
+{
+    (void)env;
+    if (len == 0 || len > SIZE_MAX || off % IO_MAP_ALIGN || off > INT64_MAX)
+        return ERR_INVALID();
+    void *p = mmap(NULL, (size_t)len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)off);
+    if (p == MAP_FAILED)
+        return from_errno(errno);
+    *addr = p;
+    return STRATA_OK;
+}
+
+static int px_allocate(io_env *env, int fd, uint64_t off, uint64_t len)
+{
+    (void)env;
+    if (off > INT64_MAX || len > INT64_MAX - off)
+        return ERR_INVALID();
+    int e = posix_fallocate(fd, (off_t)off, (off_t)len);
+    return e ? from_errno(e) : STRATA_OK;
+}
+
 static io_env posix_env = {
     .open = px_open,
     .close = px_close,
@@ -316,6 +337,8 @@ static io_env posix_mmap_env = {
     .unlock = px_unlock,
     .map = px_map,
     .unmap = px_unmap,
+    .map_write = px_map_write,
+    .allocate = px_allocate,
 };
 
 io_env *io_posix(void)

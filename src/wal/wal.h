@@ -35,7 +35,9 @@ void wal_file_name(char *buf, size_t cap, uint64_t number);
 int wal_writer_create(io_env *env, const char *dir, uint64_t number, struct wal_writer **out);
 
 /* The same for a log file with another name in dir (the MANIFEST is such a log);
-   number seeds the record checksums and must be unique among the logs of dir. */
+   number seeds the record checksums and must be unique among the logs of dir.
+   Unlike a data log (which, when env offers map_write, is written through a
+   shared mapping of space allocated ahead), it is always written with pwrite. */
 int wal_writer_create_named(io_env *env, const char *dir, const char *name, uint64_t number,
                             struct wal_writer **out);
 
@@ -82,6 +84,9 @@ struct wal_replay_info {
                                when the file is undamaged, 0 when even the header is bad */
     uint64_t records;       /* payload records delivered to the callback */
     uint64_t synced_offset; /* largest synced offset any intact record claims */
+    int zero_tail;          /* valid_end < file_size and every byte after valid_end is 0:
+                               space a writer allocated ahead (a mapped log) or a
+                               file system's zero fill, not a damaged record */
 };
 
 /* Called for each intact payload record in file order. payload is valid only

@@ -211,6 +211,27 @@ static int scan(struct reader *rd, uint64_t x, int *found)
     return STRATA_OK;
 }
 
+/* Whether file bytes [x, file_size) are all zero. */
+static int zeros_from(struct reader *rd, uint64_t x, int *zero)
+{
+    *zero = 1;
+    while (x < rd->file_size && *zero) {
+        size_t n = rd->file_size - x < WAL_READ_CHUNK ? (size_t)(rd->file_size - x)
+                                                       : WAL_READ_CHUNK;
+        const uint8_t *b;
+        int st = fill(rd, x, n, &b);
+        if (st != STRATA_OK)
+            return st;
+        for (size_t i = 0; i < n; i++)
+            if (b[i]) {
+                *zero = 0;
+                break;
+            }
+        x += n;
+    }
+    return STRATA_OK;
+}
+
 /* fn may be NULL: the log is then only checked. info is written when the
  * result is STRATA_OK and also for STRATA_CORRUPTION, where valid_end is the
  * offset of the damage, for the caller's error message. */
@@ -244,6 +265,8 @@ int wal_replay(io_env *env, const char *path, uint64_t number, wal_record_fn fn,
         st = scan(&rd, res.valid_end, &found);
         if (st == STRATA_OK && found)
             st = ERR_CORRUPTION();
+        if (st == STRATA_OK)
+            st = zeros_from(&rd, res.valid_end, &res.zero_tail);
     }
 out:
     if (info && (st == STRATA_OK || st == STRATA_CORRUPTION))
