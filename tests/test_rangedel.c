@@ -173,8 +173,8 @@ static void check_db(strata_db *db, const strata_snapshot *s, const int *expect,
         const char *k = strata_iter_key(it, &kl);
         char want[16];
         size_t wl = key_of(want, i);
-        ck_assert_msg(kl == wl && memcmp(k, want, wl) == 0, "%s: forward scan at %d: %.*s", what,
-                      i, (int)kl, k);
+        ck_assert_msg(kl == wl && memcmp(k, want, wl) == 0, "%s: forward scan at %d: %.*s", what, i,
+                      (int)kl, k);
     }
     while (i < n && expect[i] < 0)
         i++;
@@ -189,8 +189,8 @@ static void check_db(strata_db *db, const strata_snapshot *s, const int *expect,
         const char *k = strata_iter_key(it, &kl);
         char want[16];
         size_t wl = key_of(want, i);
-        ck_assert_msg(kl == wl && memcmp(k, want, wl) == 0, "%s: backward scan at %d: %.*s",
-                      what, i, (int)kl, k);
+        ck_assert_msg(kl == wl && memcmp(k, want, wl) == 0, "%s: backward scan at %d: %.*s", what,
+                      i, (int)kl, k);
     }
     while (i >= 0 && expect[i] < 0)
         i--;
@@ -360,8 +360,8 @@ END_TEST
 START_TEST(delete_prefix_without_successor)
 {
     strata_db *db = open_db(256 << 10, 256 << 10);
-    const char *keys[] = {"", "a", "\xfe", "\xfe\xff", "\xff", "\xff\x00", "\xff\xff",
-                          "\xff\xff\xff"};
+    const char *keys[] = {"",     "a",        "\xfe",     "\xfe\xff",
+                          "\xff", "\xff\x00", "\xff\xff", "\xff\xff\xff"};
     size_t lens[] = {0, 1, 1, 2, 1, 2, 2, 3};
     for (int i = 0; i < 8; i++)
         ck_assert_int_eq(strata_put(db, NULL, keys[i], lens[i], "v", 1), STRATA_OK);
@@ -458,8 +458,7 @@ START_TEST(random_against_model)
         } else if (r < 82) {
             char a[16], b[16];
             int x = (int)(tu_rand(&rs) % N), y = x + (int)(tu_rand(&rs) % 500);
-            ck_assert_int_eq(strata_compact_range(db, a, key_of(a, x), b, key_of(b, y)),
-                             STRATA_OK);
+            ck_assert_int_eq(strata_compact_range(db, a, key_of(a, x), b, key_of(b, y)), STRATA_OK);
         } else if (r < 83) {
             char what[64];
             snprintf(what, sizeof(what), "seed %llu op %d", (unsigned long long)seed, op);

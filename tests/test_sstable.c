@@ -873,8 +873,9 @@ START_TEST(test_table_prefix_keys)
         int kind;
         void *v;
         size_t vlen;
-        ck_assert_int_eq(sst_reader_get(r, &RO, outside[i], klen, SEQ_MAX, &kind, &v, &vlen, NULL, NULL),
-                         STRATA_NOTFOUND);
+        ck_assert_int_eq(
+            sst_reader_get(r, &RO, outside[i], klen, SEQ_MAX, &kind, &v, &vlen, NULL, NULL),
+            STRATA_NOTFOUND);
     }
     sst_iter_free(it);
     sst_reader_close(r);
@@ -969,7 +970,8 @@ START_TEST(test_builder_invalid)
     size_t vlen;
     ck_assert_int_eq(sst_reader_get(r, &RO, "b", 1, 4, &kind, &v, &vlen, NULL, NULL), STRATA_OK);
     ck_assert_int_eq(kind, KIND_DELETE);
-    ck_assert_int_eq(sst_reader_get(r, &RO, "b", 1, 3, &kind, &v, &vlen, NULL, NULL), STRATA_NOTFOUND);
+    ck_assert_int_eq(sst_reader_get(r, &RO, "b", 1, 3, &kind, &v, &vlen, NULL, NULL),
+                     STRATA_NOTFOUND);
     sst_reader_close(r);
     tu_rmrf(dir);
 }
@@ -1084,8 +1086,7 @@ START_TEST(test_range_dels_v2)
     void *v;
     size_t vlen;
     uint64_t seq;
-    ck_assert_int_eq(sst_reader_get(r, &RO, "m", 1, 100, &kind, &v, &vlen, NULL, &seq),
-                     STRATA_OK);
+    ck_assert_int_eq(sst_reader_get(r, &RO, "m", 1, 100, &kind, &v, &vlen, NULL, &seq), STRATA_OK);
     ck_assert_uint_eq(seq, 4);
     mem_free(v);
     sst_reader_close(r);
@@ -1172,9 +1173,11 @@ START_TEST(test_golden_example)
     int kind;
     void *v;
     size_t vlen;
-    ck_assert_int_eq(sst_reader_get(r, &RO, "apple", 5, 5, &kind, &v, &vlen, NULL, NULL), STRATA_OK);
+    ck_assert_int_eq(sst_reader_get(r, &RO, "apple", 5, 5, &kind, &v, &vlen, NULL, NULL),
+                     STRATA_OK);
     ck_assert_int_eq(kind, KIND_DELETE);
-    ck_assert_int_eq(sst_reader_get(r, &RO, "apple", 5, 7, &kind, &v, &vlen, NULL, NULL), STRATA_OK);
+    ck_assert_int_eq(sst_reader_get(r, &RO, "apple", 5, 7, &kind, &v, &vlen, NULL, NULL),
+                     STRATA_OK);
     ck_assert_int_eq(kind, KIND_VALUE);
     ck_assert_uint_eq(vlen, 3);
     ck_assert_int_eq(memcmp(v, "red", 3), 0);
@@ -1377,8 +1380,9 @@ START_TEST(test_bloom_skips_reads)
         int kind, filtered = -1;
         void *v;
         size_t vlen;
-        EXPECT_INT_EQ(sst_reader_get(r, &RO, k, (size_t)n, SEQ_MAX, &kind, &v, &vlen, &filtered, NULL),
-                      STRATA_NOTFOUND);
+        EXPECT_INT_EQ(
+            sst_reader_get(r, &RO, k, (size_t)n, SEQ_MAX, &kind, &v, &vlen, &filtered, NULL),
+            STRATA_NOTFOUND);
         filtered_count += filtered == 1;
     }
     uint64_t reads = sst_reader_block_reads(r) - before;
@@ -1390,8 +1394,9 @@ START_TEST(test_bloom_skips_reads)
     int kind, filtered = -1;
     void *v;
     size_t vlen;
-    ck_assert_int_eq(sst_reader_get(r, &RO, "key000000", 9, SEQ_MAX, &kind, &v, &vlen, &filtered, NULL),
-                     STRATA_OK);
+    ck_assert_int_eq(
+        sst_reader_get(r, &RO, "key000000", 9, SEQ_MAX, &kind, &v, &vlen, &filtered, NULL),
+        STRATA_OK);
     ck_assert_int_eq(filtered, 0);
     mem_free(v);
     sst_reader_close(r);
@@ -1405,8 +1410,9 @@ START_TEST(test_bloom_skips_reads)
     for (int i = 0; i < 100; i++) {
         char k[16];
         int n = snprintf(k, sizeof(k), "key%06d", i * 2 + 1);
-        ck_assert_int_eq(sst_reader_get(r, &RO, k, (size_t)n, SEQ_MAX, &kind, &v, &vlen, &filtered, NULL),
-                         STRATA_NOTFOUND);
+        ck_assert_int_eq(
+            sst_reader_get(r, &RO, k, (size_t)n, SEQ_MAX, &kind, &v, &vlen, &filtered, NULL),
+            STRATA_NOTFOUND);
         ck_assert_int_eq(filtered, 0);
     }
     ck_assert_uint_eq(sst_reader_block_reads(r), 100);
@@ -1609,7 +1615,8 @@ START_TEST(test_cache_reader)
     ck_assert_uint_eq(sst_reader_block_reads(r), 3);
     ck_assert_uint_eq(block_cache_usage(c), one);
     ck_assert_int_eq(
-        sst_reader_get(r, &RO_NOCACHE, "key000002", 9, SEQ_MAX, &kind, &v, &vlen, NULL, NULL), STRATA_OK);
+        sst_reader_get(r, &RO_NOCACHE, "key000002", 9, SEQ_MAX, &kind, &v, &vlen, NULL, NULL),
+        STRATA_OK);
     mem_free(v);
     ck_assert_uint_eq(sst_reader_block_reads(r), 3);
     ck_assert_uint_eq(block_cache_hits(c), 2);

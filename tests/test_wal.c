@@ -173,8 +173,7 @@ static void m_open(struct model *m, const char *dir, uint64_t number, uint64_t s
     m->seed = seed;
     m->r = calloc(MAXREC, sizeof(*m->r));
     ck_assert_ptr_nonnull(m->r);
-    ck_assert_int_eq(wal_writer_create(m_env ? m_env : io_posix(), dir, number, &m->w),
-                     STRATA_OK);
+    ck_assert_int_eq(wal_writer_create(m_env ? m_env : io_posix(), dir, number, &m->w), STRATA_OK);
 }
 
 static void m_add(struct model *m, size_t len)

@@ -287,8 +287,8 @@ struct compaction *compaction_pick(struct version *v, const struct compaction_op
 
 struct compaction *compaction_manual_bottom(struct version *v, int level, const void *begin,
                                             size_t blen, const void *end, size_t elen,
-                                            struct compaction **running, size_t nrunning,
-                                            int *busy, int *status)
+                                            struct compaction **running, size_t nrunning, int *busy,
+                                            int *status)
 {
     *busy = 0;
     *status = STRATA_OK;
@@ -306,8 +306,8 @@ struct compaction *compaction_manual_bottom(struct version *v, int level, const 
     if (!garbage || *busy)
         return NULL;
     /* Every file in range, a contiguous run: the outputs stay inside it. */
-    struct compaction *c = make(v, level, level, v->files[level] + from, to - from, running,
-                                nrunning, "manual", busy);
+    struct compaction *c =
+        make(v, level, level, v->files[level] + from, to - from, running, nrunning, "manual", busy);
     if (!c && !*busy)
         *status = ERR_NOMEM();
     return c;

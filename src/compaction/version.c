@@ -229,8 +229,7 @@ static int probe(struct file_meta *f, const struct sst_read_options *ro, const v
 {
     int filtered = 0;
     stats->tables_probed++;
-    int st =
-        sst_reader_get(f->reader, ro, key, klen, seq, kind, val, vlen, &filtered, found_seq);
+    int st = sst_reader_get(f->reader, ro, key, klen, seq, kind, val, vlen, &filtered, found_seq);
     if (filtered)
         stats->bloom_negatives++;
     return st;

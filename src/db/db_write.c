@@ -276,8 +276,7 @@ int strata_delete_range(strata_db *db, const strata_write_options *wo, const voi
                         size_t blen, const void *end, size_t elen)
 {
     if (!db || (!end && elen) || elen > STRATA_MAX_KEY_LEN ||
-        ((!begin && blen) || blen > STRATA_MAX_KEY_LEN) ||
-        ukey_compare(begin, blen, end, elen) > 0)
+        ((!begin && blen) || blen > STRATA_MAX_KEY_LEN) || ukey_compare(begin, blen, end, elen) > 0)
         return ERR_INVALID();
     return write_one(db, wo, KIND_RANGE_DELETE, begin, blen, end, elen);
 }

@@ -443,8 +443,8 @@ int sst_builder_add_range_del(struct sst_builder *b, const void *begin, size_t b
 
     uint64_t lo_trailer = ikey_trailer(seq, KIND_RANGE_DELETE);
     struct sst_props *p = &b->props;
-    if (!p->range_dels || ikey_compare(begin, blen, lo_trailer, b->rd_lo, b->rd_lo_len,
-                                       b->rd_lo_trailer) < 0) {
+    if (!p->range_dels ||
+        ikey_compare(begin, blen, lo_trailer, b->rd_lo, b->rd_lo_len, b->rd_lo_trailer) < 0) {
         if ((st = set_key(&b->rd_lo, &b->rd_lo_len, &b->rd_lo_cap, begin, blen)) != STRATA_OK)
             return fail(b, st);
         b->rd_lo_trailer = lo_trailer;
@@ -541,8 +541,8 @@ static int set_bounds(struct sst_builder *b)
             p->smallest_len = b->rd_lo_len;
             p->smallest_trailer = b->rd_lo_trailer;
         }
-        if (!p->entries || ikey_compare(b->rd_hi, b->rd_hi_len, SST_SEPARATOR_TRAILER, hi, hilen,
-                                        hitr) > 0) {
+        if (!p->entries ||
+            ikey_compare(b->rd_hi, b->rd_hi_len, SST_SEPARATOR_TRAILER, hi, hilen, hitr) > 0) {
             hi = b->rd_hi;
             hilen = b->rd_hi_len;
             hitr = SST_SEPARATOR_TRAILER;

@@ -288,11 +288,9 @@ uint64_t rangedel_cursor_covering(struct rangedel_cursor *c, const void *key, si
     const struct rangedel_set *s = c->s;
     if (!s)
         return 0;
-    while (c->i < s->nfrag &&
-           ukey_compare(s->frags[c->i].end, s->frags[c->i].elen, key, klen) <= 0)
+    while (c->i < s->nfrag && ukey_compare(s->frags[c->i].end, s->frags[c->i].elen, key, klen) <= 0)
         c->i++;
-    if (c->i == s->nfrag ||
-        ukey_compare(s->frags[c->i].begin, s->frags[c->i].blen, key, klen) > 0)
+    if (c->i == s->nfrag || ukey_compare(s->frags[c->i].begin, s->frags[c->i].blen, key, klen) > 0)
         return 0;
     return rangedel_frag_max_seq(&s->frags[c->i], limit);
 }

@@ -216,8 +216,8 @@ static int zeros_from(struct reader *rd, uint64_t x, int *zero)
 {
     *zero = 1;
     while (x < rd->file_size && *zero) {
-        size_t n = rd->file_size - x < WAL_READ_CHUNK ? (size_t)(rd->file_size - x)
-                                                       : WAL_READ_CHUNK;
+        size_t n =
+            rd->file_size - x < WAL_READ_CHUNK ? (size_t)(rd->file_size - x) : WAL_READ_CHUNK;
         const uint8_t *b;
         int st = fill(rd, x, n, &b);
         if (st != STRATA_OK)

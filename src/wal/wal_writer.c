@@ -73,9 +73,9 @@ struct wal_writer {
     uint64_t records;
     uint8_t *buf;
     size_t len, cap;
-    int error; /* invariant 4 */
-    int use_map;        /* env offers map_write and allocate, and they worked */
-    uint8_t *map;       /* invariant 7 */
+    int error;    /* invariant 4 */
+    int use_map;  /* env offers map_write and allocate, and they worked */
+    uint8_t *map; /* invariant 7 */
     uint64_t map_off, map_len;
     uint64_t allocated; /* the file's length as allocate left it */
 };
