@@ -109,7 +109,8 @@ static void compactor_main(void *arg)
     uv_mutex_lock(&db->mu);
     while (!db->bg_stop) {
         struct compaction *c = NULL;
-        if (atomic_load(&db->bg_error) == STRATA_OK && db->nrunning < MAX_COMPACTORS)
+        if (atomic_load(&db->bg_error) == STRATA_OK && db->nrunning < MAX_COMPACTORS &&
+            !db->manual_waiting)
             c = pick(db);
         if (!c) {
             uv_cond_wait(&db->bg_cv, &db->mu);
@@ -243,7 +244,10 @@ int strata_compact_range(strata_db *db, const void *begin, size_t blen, const vo
             break;
         }
         if (!c && busy) {
+            db->manual_waiting++;
             uv_cond_wait(&db->bg_cv, &db->mu);
+            if (--db->manual_waiting == 0)
+                uv_cond_broadcast(&db->bg_cv); /* the workers may pick again */
             continue;
         }
         if (!c) {

@@ -83,6 +83,9 @@ struct strata_db {
     uv_thread_t compactor[MAX_COMPACTORS];
     int ncompactors;
     int l0_files; /* (mu) level-0 files of the current version, for write stalls */
+    /* (mu) strata_compact_range calls waiting for busy files: the workers
+       start nothing new meanwhile, so a manual compaction cannot starve. */
+    int manual_waiting;
     /* Edits are applied one at a time (flush thread, compaction workers,
        manual compaction): vset_apply is single-threaded. */
     uv_mutex_t apply_mu;
