@@ -185,9 +185,10 @@ STRATA_API int strata_delete(strata_db *db, const strata_write_options *wo, cons
 /* Removes every key k with begin <= k < end (bytewise order) as one write: one
  * log record and one memtable entry however many keys the range covers. Keys
  * written later (at a higher sequence) are not affected, and snapshots taken
- * before it still see the old keys. Readers skip covered keys at once; the space
- * is reclaimed as compaction rewrites the covered tables (strata_compact_range
- * over the range reclaims it now). An empty range (begin == end) is accepted
+ * before it still see the old keys. Gets and new iterators see the covered
+ * keys as deleted at once (an iterator steps over covered entries still in
+ * tables until compaction removes them); the space is reclaimed as compaction
+ * rewrites the covered tables (strata_compact_range over the range now). An empty range (begin == end) is accepted
  * and removes nothing. Returns as strata_put; STRATA_INVALID also for
  * begin > end or either bound longer than STRATA_MAX_KEY_LEN. */
 STRATA_API int strata_delete_range(strata_db *db, const strata_write_options *wo,

@@ -293,17 +293,17 @@ struct compaction *compaction_manual_bottom(struct version *v, int level, const 
     *busy = 0;
     *status = STRATA_OK;
     size_t from = v->nfiles[level], to = 0;
-    int garbage = 0;
     for (size_t i = 0; i < v->nfiles[level]; i++) {
         struct file_meta *f = v->files[level][i];
         if (!overlaps(f, begin, blen, end, elen))
             continue;
         from = i < from ? i : from;
         to = i + 1;
-        garbage |= f->deletions > 0 || range_dels(f) > 0;
         *busy |= f->being_compacted;
     }
-    if (!garbage || *busy)
+    /* Every file in range, also one without tombstones: it may hold versions
+       a snapshot kept when it was written that no reader can see now. */
+    if (to == 0 || *busy)
         return NULL;
     /* Every file in range, a contiguous run: the outputs stay inside it. */
     struct compaction *c =

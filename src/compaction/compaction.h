@@ -68,8 +68,8 @@ struct compaction *compaction_manual(struct version *v, int level, const void *b
                                      size_t nrunning, int *busy, int *status);
 
 /* A rewrite in place of every file of `level` (the deepest) overlapping
- * [begin, end], when one of them holds tombstones a rewrite could drop; else
- * NULL, with *busy and *status as compaction_manual. */
+ * [begin, end] (tombstones, and versions a snapshot kept that no reader can
+ * see now, go); NULL when none, with *busy and *status as compaction_manual. */
 struct compaction *compaction_manual_bottom(struct version *v, int level, const void *begin,
                                             size_t blen, const void *end, size_t elen,
                                             struct compaction **running, size_t nrunning,

@@ -220,7 +220,8 @@ int strata_compact_range(strata_db *db, const void *begin, size_t blen, const vo
     if (bottom < 1)
         bottom = 1;
     /* Each level in range into the next, down to the deepest, which is then
-       rewritten in place if it holds tombstones that could go. */
+       rewritten in place: versions a released snapshot kept, and tombstones,
+       go there too. */
     uv_mutex_lock(&db->mu);
     for (int level = 0; level <= bottom && st == STRATA_OK;) {
         if (atomic_load(&db->bg_error) != STRATA_OK) {

@@ -173,7 +173,8 @@ static void lead(strata_db *db, struct writer *leader)
         uv_cond_signal(&next->cv);
     if (st == STRATA_OK) {
         atomic_fetch_add_explicit(&db->st_writes, writes, memory_order_relaxed);
-        atomic_fetch_add_explicit(&db->st_groups, 1, memory_order_relaxed);
+        if (writes) /* a strata_flush or strata_sync alone is no commit group */
+            atomic_fetch_add_explicit(&db->st_groups, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&db->st_user_bytes, user, memory_order_relaxed);
     }
 }
