@@ -187,6 +187,23 @@ static int replay_logs(strata_db *db, struct replay_ctx *rc, const uint64_t *log
 {
     char path[IO_PATH_MAX], name[32];
     uint64_t first = vset_log_number(db->vs);
+    /* The log the MANIFEST names first is deleted only once an edit moving
+       past it is durable, and every newer log is created after it: if it is
+       gone while a newer one is here, the MANIFEST lost committed edits (cut
+       or damaged where that looks like a torn tail), and the tables they
+       added would be taken for leftovers and deleted. */
+    int have_first = 0, have_newer = 0;
+    for (size_t i = 0; i < nlogs; i++) {
+        have_first |= logs[i] == first;
+        have_newer |= logs[i] > first;
+    }
+    if (!have_first && have_newer) {
+        infolog_printf(db->log,
+                       "recovery: log %06" PRIu64 " named by the MANIFEST is gone but newer logs "
+                       "exist: the MANIFEST lost committed edits",
+                       first);
+        return ERR_CORRUPTION();
+    }
     for (size_t i = 0; i < nlogs; i++) {
         vset_mark_file_number_used(db->vs, logs[i]);
         if (logs[i] < first)
