@@ -7,7 +7,7 @@
 #
 #   scripts/fuzz.sh [TARGET...]   fuzz every target (or the ones named)
 #   scripts/fuzz.sh --seeds       rewrite the seed-* files of tests/fuzz/corpus
-#   scripts/fuzz.sh --merge       add what the last runs found that covers new
+#   scripts/fuzz.sh --merge       add what the last runs found that reaches new
 #                                 code to tests/fuzz/corpus (libFuzzer -merge)
 #
 # Environment: FUZZ_SECONDS (per target, default 20), FUZZ_JOBS (targets run
@@ -90,8 +90,16 @@ mkdir -p "$build/fuzz-logs"
 if [ "$mode" = merge ]; then
     for t in "${targets[@]}"; do
         [ -d "$build/fuzz-work/$t" ] || continue
-        "$build/tests/fuzz/libfuzzer_$t" -merge=1 "tests/fuzz/corpus/$t" "$build/fuzz-work/$t" \
+        # Edges only (no hit counters): a file is added only for code no file
+        # of the corpus reaches, which keeps the corpus small.
+        "$build/tests/fuzz/libfuzzer_$t" -merge=1 -use_counters=0 "tests/fuzz/corpus/$t" \
+            "$build/fuzz-work/$t" \
             2>&1 | grep -E '^MERGE-OUTER: [0-9]+ new files' || true
+        # libFuzzer names them by SHA-1: the corpus calls them found-<12 hex>.
+        for f in "tests/fuzz/corpus/$t"/*; do
+            b=${f##*/}
+            case $b in seed-* | found-*) ;; *) mv "$f" "tests/fuzz/corpus/$t/found-${b:0:12}" ;; esac
+        done
     done
     du -sh --apparent-size tests/fuzz/corpus
     exit 0

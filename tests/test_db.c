@@ -233,6 +233,44 @@ START_TEST(live_keys_estimate)
 }
 END_TEST
 
+/* Bug found by fuzzing: a deepest-level table mostly of tombstones a live
+   snapshot still needs was rewritten in place, dropping nothing, and picked
+   again, forever (hundreds of compactions a second; db_wait_idle never
+   returned). It must wait for the snapshot, then go. */
+START_TEST(garbage_rewrite_waits_for_snapshot)
+{
+    strata_options o;
+    strata_options_init(&o);
+    o.memtable_bytes = 64 << 10;
+    strata_db *db = open_db(&o);
+    char key[32];
+    for (int i = 0; i < 200; i++) {
+        snprintf(key, sizeof(key), "key%05d", i);
+        ck_assert_int_eq(strata_put(db, NULL, key, strlen(key), "v", 1), STRATA_OK);
+    }
+    ck_assert_int_eq(strata_compact_range(db, NULL, 0, NULL, 0), STRATA_OK);
+    const strata_snapshot *snap = strata_snapshot_new(db);
+    ck_assert_ptr_nonnull(snap);
+    for (int i = 0; i < 200; i++) {
+        snprintf(key, sizeof(key), "key%05d", i);
+        ck_assert_int_eq(strata_delete(db, NULL, key, strlen(key)), STRATA_OK);
+    }
+    ck_assert_int_eq(strata_compact_range(db, NULL, 0, NULL, 0), STRATA_OK);
+    strata_stats st0, st1;
+    ck_assert_int_eq(strata_stats_get(db, &st0), STRATA_OK);
+    ck_assert_int_eq(db_wait_idle(db), STRATA_OK);
+    uv_sleep(200);
+    ck_assert_int_eq(strata_stats_get(db, &st1), STRATA_OK);
+    ck_assert_msg(st1.compactions - st0.compactions <= 2, "%llu compactions while idle",
+                  (unsigned long long)(st1.compactions - st0.compactions));
+    strata_snapshot_release(db, snap);
+    ck_assert_int_eq(strata_compact_range(db, NULL, 0, NULL, 0), STRATA_OK);
+    ck_assert_int_eq(strata_stats_get(db, &st1), STRATA_OK);
+    ck_assert_uint_eq(st1.live_keys_estimate, 0);
+    ck_assert_int_eq(strata_close(db), STRATA_OK);
+}
+END_TEST
+
 START_TEST(batch_applies_in_order)
 {
     strata_db *db = open_db(NULL);
@@ -834,7 +872,8 @@ int main(void)
     } groups[] = {
         {"basics",
          {put_get_delete_overwrite, empty_key_and_value, binary_keys_with_nul, large_values,
-          reopen_keeps_everything, batch_applies_in_order, live_keys_estimate}},
+          reopen_keeps_everything, batch_applies_in_order, live_keys_estimate,
+          garbage_rewrite_waits_for_snapshot}},
         {"open", {create_flags, lock_same_process, lock_other_process}},
         {"bad_input", {bad_arguments, bad_options}},
         {"durability",

@@ -217,7 +217,8 @@ static int is_garbage(const struct file_meta *f, int level, int deepest)
 }
 
 struct compaction *compaction_pick(struct version *v, const struct compaction_options *o,
-                                   struct compaction **running, size_t nrunning)
+                                   struct compaction **running, size_t nrunning,
+                                   uint64_t oldest_snapshot)
 {
     double scores[NUM_LEVELS];
     compaction_scores(v, o, scores, NULL);
@@ -273,8 +274,12 @@ struct compaction *compaction_pick(struct version *v, const struct compaction_op
             else
                 c = make(v, l, l >= deepest ? l : l + 1, &f, 1, running, nrunning, "garbage",
                          &busy);
-            if (c && c->level == c->out_level && c->nin[1] == 0 && f->deletions == 0) {
-                compaction_free(c); /* nothing a rewrite could drop */
+            /* A rewrite in place could drop nothing, or keep what a snapshot
+               needs and leave a table that is garbage again: picked forever
+               while the snapshot lives. It waits for the snapshot to go. */
+            if (c && c->level == c->out_level && c->nin[1] == 0 &&
+                (f->deletions == 0 || f->max_seq > oldest_snapshot)) {
+                compaction_free(c);
                 continue;
             }
             if (c)

@@ -55,9 +55,11 @@ void compaction_scores(const struct version *v, const struct compaction_options 
 /* Chooses the most urgent compaction of v that conflicts with none of the
  * running ones (no shared file; no overlapping output range on the same
  * level). Returns NULL when nothing is due or everything due is busy, or when
- * out of memory. Marks the inputs being_compacted. */
+ * out of memory. Marks the inputs being_compacted. A table is not rewritten
+ * in place while it holds anything newer than oldest_snapshot. */
 struct compaction *compaction_pick(struct version *v, const struct compaction_options *o,
-                                   struct compaction **running, size_t nrunning);
+                                   struct compaction **running, size_t nrunning,
+                                   uint64_t oldest_snapshot);
 
 /* A compaction of every file of `level` overlapping [begin, end] (NULL = open)
  * into level + 1, or NULL when level holds no such file, when one of them is

@@ -97,8 +97,12 @@ static void finish(strata_db *db, struct compaction *c)
 /* Picks the next compaction due (mu held); NULL if none. */
 static struct compaction *pick(strata_db *db)
 {
+    /* mu is held (db_oldest_snapshot would take it again). */
+    uint64_t oldest = db->snapshots.next != &db->snapshots
+                          ? db->snapshots.next->seq
+                          : atomic_load_explicit(&db->last_seq, memory_order_acquire);
     struct version *v = vset_current(db->vs);
-    struct compaction *c = compaction_pick(v, &db->copts, db->running, db->nrunning);
+    struct compaction *c = compaction_pick(v, &db->copts, db->running, db->nrunning, oldest);
     version_unref(v);
     return c;
 }
