@@ -299,42 +299,17 @@ static int px_allocate(io_env *env, int fd, uint64_t off, uint64_t len)
     return e ? from_errno(e) : STRATA_OK;
 }
 
-static io_env posix_env = {
-    .open = px_open,
-    .close = px_close,
-    .pread = px_pread,
-    .pwrite = px_pwrite,
-    .sync = px_sync,
-    .truncate = px_truncate,
-    .size = px_size,
-    .sync_dir = px_sync_dir,
-    .rename = px_rename,
-    .unlink = px_unlink,
-    .mkdir = px_mkdir,
-    .rmdir = px_rmdir,
-    .link = px_link,
-    .list = px_list,
-    .lock = px_lock,
-    .unlock = px_unlock,
-};
+/* The calls both envs share; the mmap one adds the mapping calls. */
+#define PX_FILE_CALLS                                                                              \
+    .open = px_open, .close = px_close, .pread = px_pread, .pwrite = px_pwrite, .sync = px_sync,   \
+    .truncate = px_truncate, .size = px_size, .sync_dir = px_sync_dir, .rename = px_rename,        \
+    .unlink = px_unlink, .mkdir = px_mkdir, .rmdir = px_rmdir, .link = px_link, .list = px_list,   \
+    .lock = px_lock, .unlock = px_unlock
+
+static io_env posix_env = {PX_FILE_CALLS};
 
 static io_env posix_mmap_env = {
-    .open = px_open,
-    .close = px_close,
-    .pread = px_pread,
-    .pwrite = px_pwrite,
-    .sync = px_sync,
-    .truncate = px_truncate,
-    .size = px_size,
-    .sync_dir = px_sync_dir,
-    .rename = px_rename,
-    .unlink = px_unlink,
-    .mkdir = px_mkdir,
-    .rmdir = px_rmdir,
-    .link = px_link,
-    .list = px_list,
-    .lock = px_lock,
-    .unlock = px_unlock,
+    PX_FILE_CALLS,
     .map = px_map,
     .unmap = px_unmap,
     .map_write = px_map_write,
