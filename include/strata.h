@@ -110,7 +110,12 @@ typedef struct strata_options {
     int l0_stop_trigger;       /* default 36; must be >= slowdown >= compaction trigger >= 1 */
     size_t level_base_bytes;   /* target size of level 1 (level n+1: 10x level n),
                                   1 MiB..1 TiB; default 256 MiB */
-    /* Called once, from a background thread, when an error stops writes. May be NULL. */
+    /* Called once when an error stops writes, with the status and a message
+       (valid during the call), on the thread that hit it: a flush or
+       compaction thread, the caller of strata_compact_range, or the writer
+       whose log write failed. It may call strata_get, strata_stats_get and
+       the like (writes say STRATA_READONLY), not strata_close. strata_flush
+       and strata_compact_range return only after it has returned. May be NULL. */
     void (*on_background_error)(void *ctx, int status, const char *message);
     void *ctx; /* passed to on_background_error */
     /* More fields may follow in later versions: always start from strata_options_init(). */

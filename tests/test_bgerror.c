@@ -1548,6 +1548,95 @@ START_TEST(real_full_disk)
 }
 END_TEST
 
+/* A handler that stays in until the test lets it go. */
+static atomic_int slow_entered, slow_release;
+
+static void slow_on_error(void *ctx, int status, const char *message)
+{
+    atomic_store(&slow_entered, 1);
+    for (int i = 0; i < 5000 && !atomic_load(&slow_release); i++)
+        uv_sleep(1);
+    on_error(ctx, status, message);
+}
+
+struct waiter {
+    strata_db *db;
+    int how, status;
+    atomic_int returned;
+};
+
+enum { WAIT_IDLE, FLUSH, COMPACT_RANGE };
+
+static void waiter_main(void *arg)
+{
+    struct waiter *w = arg;
+    w->status = w->how == WAIT_IDLE ? db_wait_idle(w->db)
+                : w->how == FLUSH   ? strata_flush(w->db)
+                                    : strata_compact_range(w->db, NULL, 0, NULL, 0);
+    atomic_store(&w->returned, 1);
+}
+
+/* Bug (fixed): db_wait_idle, strata_flush and strata_compact_range gave up as
+   soon as a background thread had stopped writes, while that thread was still
+   in the handler, so "stopped, handler called once" could not be relied on by
+   a caller that just saw the error (real_full_disk failed now and then under
+   ASan). Each now returns after the handler has. */
+START_TEST(calls_return_after_the_handler)
+{
+    static const char *names[] = {"db_wait_idle", "strata_flush", "strata_compact_range"};
+    for (int how = WAIT_IDLE; how <= COMPACT_RANGE; how++) {
+        char path[4300];
+        snprintf(path, sizeof(path), "%s/slow-%d", base, how);
+        struct fault_env *f = malloc(sizeof(*f));
+        ck_assert_ptr_nonnull(f);
+        fault_env_init(f, NULL);
+        struct handler h;
+        handler_init(&h);
+        atomic_store(&slow_entered, 0);
+        atomic_store(&slow_release, 0);
+        strata_options o;
+        options_for(&o, &h, 0);
+        o.on_background_error = slow_on_error;
+        strata_db *db = NULL;
+        ck_assert_int_eq(db_open(path, &o, &f->env, &db), STRATA_OK);
+        atomic_store(&h.db, db);
+        /* Every table write fails: the flush the engine starts on its own when
+           the first memtable fills stops writes. Half a memtable more is
+           written meanwhile, so no write waits for that flush. */
+        fault_env_arm_ex(f, FAULT_OP_BIT(FOP_PWRITE), FAULT_CLASS_BIT(FCL_SST_TMP), 1, 1,
+                         STRATA_IO);
+        char k[32], v[200];
+        memset(v, 'v', sizeof(v));
+        size_t per = sizeof(v) + 10;
+        int total = (int)(o.memtable_bytes * 3 / 2 / per);
+        for (int n = 0; n < total; n++) {
+            int kl = snprintf(k, sizeof(k), "k%08d", n);
+            if (strata_put(db, NULL, k, (size_t)kl, v, sizeof(v)) != STRATA_OK)
+                break;
+        }
+        for (int i = 0; i < 5000 && !atomic_load(&slow_entered); i++)
+            uv_sleep(1);
+        ck_assert_msg(atomic_load(&slow_entered), "%s: no background error", names[how]);
+
+        struct waiter w = {.db = db, .how = how};
+        atomic_init(&w.returned, 0);
+        uv_thread_t th;
+        ck_assert_int_eq(uv_thread_create(&th, waiter_main, &w), 0);
+        uv_sleep(100);
+        ck_assert_msg(!atomic_load(&w.returned), "%s returned while the handler was running",
+                      names[how]);
+        atomic_store(&slow_release, 1);
+        uv_thread_join(&th);
+        ck_assert_int_eq(w.status, how == WAIT_IDLE ? STRATA_IO : STRATA_READONLY);
+        ck_assert_int_eq(atomic_load(&h.calls), 1);
+        ck_assert_int_eq(atomic_load(&h.status), STRATA_IO);
+        fault_env_disarm(f);
+        strata_close(db); /* (says STRATA_READONLY: writes were stopped) */
+        free(f);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("bgerror");
@@ -1556,6 +1645,7 @@ int main(void)
     tcase_add_test(tc, flush_fails_at_every_call);
     tcase_add_test(tc, compaction_fails_at_every_call);
     tcase_add_test(tc, faults_in_automatic_background_work);
+    tcase_add_test(tc, calls_return_after_the_handler);
     suite_add_tcase(s, tc);
     tc = tcase_create("foreground");
     tcase_add_unchecked_fixture(tc, setup, teardown);

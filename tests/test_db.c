@@ -4,6 +4,7 @@
  * bad-input case of the foundation API.
  */
 #include <check.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -775,14 +776,20 @@ struct stress {
     strata_db *db;
     int id, writer, failures;
     uint64_t reads_found;
+    atomic_int *writers_left;
 };
 
+/* A writer makes 6000 puts; a reader reads until the writers are done (at
+   least 6000 gets), so it cannot run out before they start on a busy machine
+   and find nothing. */
 static void stress_thread(void *arg)
 {
     struct stress *s = arg;
     char key[32], val[64];
     uint64_t seed = (uint64_t)s->id * 7919 + 1;
-    for (int i = 0; i < 6000; i++) {
+    for (int i = 0; i < 6000 || (!s->writer && (atomic_load(s->writers_left) > 0 ||
+                                                (s->reads_found == 0 && i < 1000000)));
+         i++) {
         int k = (int)(tu_rand(&seed) % 3000);
         snprintf(key, sizeof(key), "key%05d", k);
         if (s->writer) {
@@ -803,6 +810,8 @@ static void stress_thread(void *arg)
             s->failures++;
         }
     }
+    if (s->writer)
+        atomic_fetch_sub(s->writers_left, 1);
 }
 
 START_TEST(stress_with_compactions)
@@ -820,8 +829,10 @@ START_TEST(stress_with_compactions)
     strata_db *db = open_db(&o);
     uv_thread_t tid[8];
     struct stress s[8];
+    atomic_int writers_left;
+    atomic_init(&writers_left, 4);
     for (int i = 0; i < 8; i++) {
-        s[i] = (struct stress){.db = db, .id = i, .writer = i < 4};
+        s[i] = (struct stress){.db = db, .id = i, .writer = i < 4, .writers_left = &writers_left};
         uv_thread_create(&tid[i], stress_thread, &s[i]);
     }
     uint64_t found = 0;

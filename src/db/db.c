@@ -100,11 +100,27 @@ void db_set_error(strata_db *db, int err, const char *what)
     int expected = STRATA_OK;
     if (!atomic_compare_exchange_strong(&db->bg_error, &expected, err))
         return; /* writes were already stopped by an earlier error */
+    uv_mutex_lock(&db->mu);
+    db->error_reporter = uv_thread_self();
+    uv_mutex_unlock(&db->mu);
     char msg[256];
     snprintf(msg, sizeof(msg), "%s: %s; writes stopped", what, strata_strerror(err));
     infolog_printf(db->log, "ERROR %s", msg);
     if (db->opts.on_background_error)
         db->opts.on_background_error(db->opts.ctx, err, msg);
+    uv_mutex_lock(&db->mu);
+    db->error_reported = 1;
+    uv_cond_broadcast(&db->bg_cv);
+    uv_mutex_unlock(&db->mu);
+}
+
+void db_wait_error_reported_locked(strata_db *db)
+{
+    if (atomic_load(&db->bg_error) == STRATA_OK)
+        return;
+    uv_thread_t self = uv_thread_self();
+    while (!db->error_reported && !uv_thread_equal(&db->error_reporter, &self))
+        uv_cond_wait(&db->bg_cv, &db->mu);
 }
 
 /* ------------------------------------------------------------------ recovery */

@@ -163,8 +163,10 @@ void db_compactors_stop(strata_db *db)
 void db_wait_idle_locked(strata_db *db)
 {
     for (;;) {
-        if (atomic_load(&db->bg_error) != STRATA_OK)
+        if (atomic_load(&db->bg_error) != STRATA_OK) {
+            db_wait_error_reported_locked(db);
             return;
+        }
         struct compaction *due = NULL;
         if (db->nimm == 0 && db->nrunning == 0) {
             due = pick(db); /* only to ask whether one is due */
@@ -229,6 +231,7 @@ int strata_compact_range(strata_db *db, const void *begin, size_t blen, const vo
     uv_mutex_lock(&db->mu);
     for (int level = 0; level <= bottom && st == STRATA_OK;) {
         if (atomic_load(&db->bg_error) != STRATA_OK) {
+            db_wait_error_reported_locked(db);
             st = STRATA_READONLY;
             break;
         }

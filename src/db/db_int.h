@@ -100,6 +100,8 @@ struct strata_db {
     atomic_uint_fast64_t last_seq;    /* newest sequence visible to readers */
     struct strata_snapshot snapshots; /* (mu) ring head: live snapshots, oldest first */
     atomic_int bg_error;              /* STRATA_OK or the error that stopped writes */
+    int error_reported;               /* (mu) its handler has returned */
+    uv_thread_t error_reporter;       /* (mu) the thread running that handler */
     atomic_int async_pending;         /* ASYNC records not yet synced */
 
     /* The ASYNC syncer: wakes every sync_interval_ms or when stop is set. */
@@ -128,8 +130,13 @@ void db_view_get(strata_db *db, const strata_read_options *ro, struct read_view 
 void db_view_put(struct read_view *rv);
 
 /* Stops writes after err (first error wins): logs it and calls the user's
-   handler once. */
+   handler once. Not under mu: the handler may call in. */
 void db_set_error(strata_db *db, int err, const char *what);
+
+/* Under mu: once writes are stopped, waits until the handler has returned, so
+   a call that gives up because of the error returns after it (at once on the
+   handler's own thread, which may call in). */
+void db_wait_error_reported_locked(strata_db *db);
 
 /* The write path (db_write.c). */
 int db_write(strata_db *db, const strata_write_options *wo, strata_batch *b);

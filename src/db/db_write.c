@@ -197,6 +197,7 @@ static int commit(strata_db *db, enum writer_kind kind, strata_batch *b, int dur
         lead(db, &w);
     while (kind == WRITER_FLUSH && w.status == STRATA_OK && db->flushes < w.target) {
         if (atomic_load(&db->bg_error) != STRATA_OK) {
+            db_wait_error_reported_locked(db);
             w.status = atomic_load(&db->bg_error);
             break;
         }
@@ -334,8 +335,12 @@ int db_sync(strata_db *db)
 
 int db_flush(strata_db *db)
 {
-    if (atomic_load(&db->bg_error) != STRATA_OK)
+    if (atomic_load(&db->bg_error) != STRATA_OK) {
+        uv_mutex_lock(&db->mu);
+        db_wait_error_reported_locked(db);
+        uv_mutex_unlock(&db->mu);
         return STRATA_READONLY;
+    }
     return commit(db, WRITER_FLUSH, NULL, STRATA_DURABLE_WRITE);
 }
 
