@@ -185,22 +185,32 @@ uint64_t bench_now_ns(void)
 }
 
 /* nftw offers no context pointer; the walks run on the main thread only. */
-static uint64_t walk_total;
+static uint64_t walk_total, walk_logs;
+
+static int ends_with(const char *s, const char *tail)
+{
+    size_t n = strlen(s), t = strlen(tail);
+    return n >= t && strcmp(s + n - t, tail) == 0;
+}
 
 static int add_size(const char *path, const struct stat *st, int type, struct FTW *ftw)
 {
-    (void)path;
-    (void)ftw;
-    if (type == FTW_F && S_ISREG(st->st_mode))
+    if (type == FTW_F && S_ISREG(st->st_mode)) {
         walk_total += (uint64_t)st->st_size;
+        /* strata's NNNNNN.wal; LevelDB's and RocksDB's NNNNNN.log (not LOG) */
+        if (ends_with(path + ftw->base, ".wal") || ends_with(path + ftw->base, ".log"))
+            walk_logs += (uint64_t)st->st_size;
+    }
     return 0;
 }
 
-uint64_t bench_dir_bytes(const char *dir)
+uint64_t bench_dir_bytes(const char *dir, uint64_t *log_bytes)
 {
-    walk_total = 0;
+    walk_total = walk_logs = 0;
     if (nftw(dir, add_size, 16, FTW_PHYS) != 0)
-        return 0;
+        walk_total = walk_logs = 0;
+    if (log_bytes)
+        *log_bytes = walk_logs;
     return walk_total;
 }
 

@@ -72,8 +72,9 @@ double bench_hist_percentile(const struct bench_hist *h, double p);
 uint64_t bench_now_ns(void);
 
 /* Sum of the sizes of the regular files under dir (recursively); 0 when the
-   directory is missing. */
-uint64_t bench_dir_bytes(const char *dir);
+   directory is missing. *log_bytes (if not NULL) gets the part of it in
+   write-ahead logs (*.wal, *.log): memtables not yet in tables. */
+uint64_t bench_dir_bytes(const char *dir, uint64_t *log_bytes);
 
 /* Removes path and everything under it; a missing path is not an error.
    Returns 0 or -1 with errno set. */

@@ -10,6 +10,7 @@
 #include "bench_util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
@@ -574,7 +575,7 @@ static const char *note_mark(int eidx)
 
 static void csv_row(const struct bench_engine *eng, const struct bench_def *def,
                     const struct result *res, double ops_per_s, int have_size, uint64_t db_bytes,
-                    double wamp)
+                    uint64_t log_bytes, double wamp)
 {
     FILE *f;
     if (csv_path == NULL)
@@ -586,7 +587,7 @@ static void csv_row(const struct bench_engine *eng, const struct bench_def *def,
     }
     if (ftell(f) == 0)
         fprintf(f, "engine,benchmark,num,micros_per_op,mb_per_s,ops_per_s,p50,p99,p999,"
-                   "db_bytes,write_amp\n");
+                   "db_bytes,write_amp,log_bytes\n");
     fprintf(f, "%s,%s,%" PRId64 ",%.3f,%.3f,%.1f,%.3f,%.3f,%.3f,", eng->name, def->name, res->ops,
             res->ops > 0 ? res->secs * 1e6 / (double)res->ops : 0.0,
             res->secs > 0 ? (double)res->bytes / 1048576.0 / res->secs : 0.0, ops_per_s,
@@ -597,7 +598,11 @@ static void csv_row(const struct bench_engine *eng, const struct bench_def *def,
     else
         fprintf(f, ",");
     if (wamp >= 0)
-        fprintf(f, "%.3f\n", wamp);
+        fprintf(f, "%.3f,", wamp);
+    else
+        fprintf(f, ",");
+    if (have_size)
+        fprintf(f, "%" PRIu64 "\n", log_bytes);
     else
         fprintf(f, "\n");
     fclose(f);
@@ -661,7 +666,7 @@ static int run_benchmark(const struct bench_engine *eng, void *db, const char *p
            bench_hist_percentile(&res.hist, 50), bench_hist_percentile(&res.hist, 99),
            bench_hist_percentile(&res.hist, 99.9));
 
-    uint64_t db_bytes = 0;
+    uint64_t db_bytes = 0, log_bytes = 0;
     double wamp = -1;
     int have_size = 0;
     if (def->flags & F_WRITES) {
@@ -671,14 +676,15 @@ static int run_benchmark(const struct bench_engine *eng, void *db, const char *p
             printf("%-12s : error: %s\n", def->name, err);
             return -1;
         }
-        db_bytes = bench_dir_bytes(path);
+        db_bytes = bench_dir_bytes(path, &log_bytes);
         have_size = 1;
         uint64_t user = st1.user_bytes - st0.user_bytes;
         double io_amp =
             (have_io && res.user_bytes > 0) ? (double)(io1 - io0) / (double)res.user_bytes : -1;
-        char size[32];
+        char size[32], logs[32];
         human_size(db_bytes, size, sizeof(size));
-        printf("%-12s   db %s on disk", "", size);
+        human_size(log_bytes, logs, sizeof(logs));
+        printf("%-12s   db %s on disk (%s of it logs)", "", size, logs);
         if (have_stats && user > 0) {
             wamp = (double)(st1.write_bytes - st0.write_bytes) / (double)user;
             printf("; write-amp %.3f (%s stats", wamp, eng->name);
@@ -696,7 +702,7 @@ static int run_benchmark(const struct bench_engine *eng, void *db, const char *p
     }
     fflush(stdout);
     summary[eidx][bidx] = ops_per_s;
-    csv_row(eng, def, &res, ops_per_s, have_size, db_bytes, wamp);
+    csv_row(eng, def, &res, ops_per_s, have_size, db_bytes, log_bytes, wamp);
     return 0;
 }
 
@@ -814,6 +820,71 @@ static void print_header(void)
     fflush(stdout);
 }
 
+/* ---------------------------------------------------------------- the disk's sync limit */
+
+static double disk_sync_ops = -1; /* appends + fdatasync per second, when measured */
+
+/* One probe: n writes of len bytes, each followed by fdatasync, at growing
+   offsets of a new file; with prewrite the file is first written and synced
+   whole, so the probe overwrites data already on disk and its fdatasync has
+   no file size or extent to record. Returns ops/s, or -1. */
+static double sync_probe(const char *path, size_t len, int64_t n, int prewrite)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -1;
+    char *rec = calloc(1, len);
+    int64_t done = 0;
+    int ok = rec != NULL;
+    for (int64_t i = 0; ok && prewrite && i < n; i++)
+        ok = write(fd, rec, len) == (ssize_t)len;
+    ok = ok && (!prewrite || (fsync(fd) == 0 && lseek(fd, 0, SEEK_SET) == 0));
+    uint64_t begin = bench_now_ns();
+    if (ok) {
+        memset(rec, 'x', len);
+        for (; done < n; done++)
+            if (write(fd, rec, len) != (ssize_t)len || fdatasync(fd) != 0)
+                break;
+    }
+    uint64_t ns = bench_now_ns() - begin;
+    free(rec);
+    close(fd);
+    unlink(path);
+    return done == n && ns > 0 ? (double)n * 1e9 / (double)ns : -1;
+}
+
+/* fillsync cannot beat the disk: one thread waits for one fdatasync per write.
+   This measures that limit in the same run, on the same file system, with
+   writes the size of a fillsync record (key, value and a 16-byte header),
+   num/1000 of them (at least 200): appended to a new file, as LevelDB's log
+   does, and written over space already written and synced, which is the
+   disk's own floor (no size or extent change to commit). The faster of the
+   two is the limit. */
+static void measure_disk_sync_limit(void)
+{
+    char path[4096];
+    if (bench_mkdirs(cfg.db) != 0) {
+        printf("Disk:       cannot make %s: %s\n", cfg.db, strerror(errno));
+        return;
+    }
+    snprintf(path, sizeof(path), "%s/sync-probe", cfg.db);
+    size_t len = (size_t)cfg.key_size + (size_t)cfg.value_size + 16;
+    int64_t n = cfg.num / 1000 > 200 ? cfg.num / 1000 : 200;
+    double append = sync_probe(path, len, n, 0);
+    double over = sync_probe(path, len, n, 1);
+    if (append < 0 || over < 0) {
+        printf("Disk:       the fdatasync probe failed: %s\n", strerror(errno));
+        return;
+    }
+    disk_sync_ops = append > over ? append : over;
+    printf("Disk:       %zu bytes + fdatasync: appended %.1f micros/op (%.0f ops/s), "
+           "over written space %.1f micros/op (%.0f ops/s)\n",
+           len, 1e6 / append, append, 1e6 / over, over);
+    printf("            the one-thread limit of fillsync: %.0f ops/s\n", disk_sync_ops);
+    printf("------------------------------------------------\n");
+    fflush(stdout);
+}
+
 static void print_summary(void)
 {
     int any = 0;
@@ -838,6 +909,19 @@ static void print_summary(void)
     }
     printf("* assertions enabled in that engine's build (see its line above)\n");
     printf("- skipped or failed\n");
+    for (int b = 0; b < n_benchmarks && disk_sync_ops > 0; b++) {
+        if (benchmarks[b]->kind != K_FILLSYNC || cfg.threads != 1)
+            continue;
+        printf("%-16s", "fillsync/disk");
+        for (int e = 0; e < n_engines; e++) {
+            if (summary[e][b] < 0)
+                printf(" %14s ", "-");
+            else
+                printf(" %13.0f%% ", 100.0 * summary[e][b] / disk_sync_ops);
+        }
+        printf("\n(fillsync as a share of the disk's fdatasync limit above)\n");
+        break;
+    }
 }
 
 /* ---------------------------------------------------------------- flags */
@@ -868,7 +952,7 @@ static void usage(FILE *out)
         "  --db=DIR               parent directory; engine X uses DIR/X (/tmp/strata-bench)\n"
         "  --seed=N               base of every random stream (301)\n"
         "  --csv=FILE             append engine,benchmark,num,micros_per_op,mb_per_s,\n"
-        "                         ops_per_s,p50,p99,p999,db_bytes,write_amp rows\n"
+        "                         ops_per_s,p50,p99,p999,db_bytes,write_amp,log_bytes rows\n"
         "  --help                 this text\n"
         "\nbenchmarks:\n");
     for (size_t i = 0; i < N_DEFS; i++)
@@ -1120,6 +1204,11 @@ int main(int argc, char **argv)
     for (int e = 0; e < n_engines; e++)
         engine_notes[e] = engines[e]->note();
     print_header();
+    for (int b = 0; b < n_benchmarks; b++)
+        if (benchmarks[b]->kind == K_FILLSYNC) {
+            measure_disk_sync_limit();
+            break;
+        }
     for (int e = 0; e < n_engines; e++)
         run_engine(e);
     if (n_engines > 1)

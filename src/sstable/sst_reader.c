@@ -99,6 +99,13 @@ static int inflate(struct sst_reader *r, const uint8_t *p, size_t n, struct bc_e
     struct bc_entry *e = bc_entry_new((size_t)raw);
     if (!e)
         return ERR_NOMEM();
+    /* The decoder reads its bit streams backwards, which the hardware
+       prefetcher follows badly: ask for the whole frame first. Measured on
+       readrandom over zstd tables in the page cache: without the checksum
+       pass (once per block now) and without this, 10% slower than with the
+       checksum pass; with this, a few per cent faster. */
+    for (const uint8_t *c = frame; c < p + n; c += 64)
+        __builtin_prefetch(c);
     ZSTD_DCtx *d = take_dctx(r);
     if (!d) {
         block_cache_release(e);
@@ -204,11 +211,20 @@ int sst_read_data_block(struct sst_reader *r, const struct sst_read_options *ro,
         return STRATA_OK;
     }
     /* Only verified blocks enter the cache (invariant 4), so a block bound
-       for it is verified whatever ro says. */
+       for it is verified whatever ro says. A block of a mapped table is
+       verified once: the bitmap remembers it (the mapping cannot change under
+       us, as the page cache copy behind a read could not either). */
     int fill = r->cache && ro->fill_cache;
-    int st = fetch(r, x->offset, x->size, ro->verify_checksums || fill, &e);
+    int verify = ro->verify_checksums || fill;
+    uint64_t bit = UINT64_C(1) << (i % 64);
+    if (verify && r->map &&
+        (atomic_load_explicit(&r->verified[i / 64], memory_order_relaxed) & bit))
+        verify = 0;
+    int st = fetch(r, x->offset, x->size, verify, &e);
     if (st != STRATA_OK)
         return st;
+    if (verify && r->map)
+        atomic_fetch_or_explicit(&r->verified[i / 64], bit, memory_order_relaxed);
     atomic_fetch_add_explicit(&r->block_reads, 1, memory_order_relaxed);
     st = blk_parse(e->p, e->len, &e->blk);
     if (st == STRATA_OK && e->blk.nrestarts == 0)
