@@ -58,7 +58,7 @@ else
 fi
 
 export ASAN_OPTIONS=abort_on_error=1:detect_leaks=1
-export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:suppressions=$PWD/tests/fuzz/ubsan.supp
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 
 if [ "$mode" = seeds ]; then
     ninja -C "$build" tests/fuzz/gen_corpus

@@ -297,6 +297,21 @@ static void manifest_name(char *buf, size_t cap, uint64_t number)
     snprintf(buf, cap, "MANIFEST-%06" PRIu64, number);
 }
 
+/* Whether the MANIFEST's description of a table is the table's own: every
+   meta is made from the properties of the table it names
+   (file_meta_from_props), so a difference means one of them is damaged, and
+   trusting the MANIFEST's keys would make lookups skip keys the table holds. */
+static int meta_matches_props(const struct file_meta *f, const struct sst_props *p)
+{
+    return f->size == p->file_size && f->entries == p->entries &&
+           f->deletions == p->deletions && f->min_seq == p->min_seq &&
+           f->max_seq == p->max_seq && f->smallest_trailer == p->smallest_trailer &&
+           f->largest_trailer == p->largest_trailer && f->smallest_len == p->smallest_len &&
+           f->largest_len == p->largest_len &&
+           (p->smallest_len == 0 || memcmp(f->smallest, p->smallest, p->smallest_len) == 0) &&
+           (p->largest_len == 0 || memcmp(f->largest, p->largest, p->largest_len) == 0);
+}
+
 static int open_table(struct version_set *vs, struct file_meta *f)
 {
     char name[32], path[IO_PATH_MAX];
@@ -309,6 +324,10 @@ static int open_table(struct version_set *vs, struct file_meta *f)
     if (st != STRATA_OK)
         infolog_printf(vs->log, "table %s named by the MANIFEST cannot be opened: %s", name,
                        strata_strerror(st));
+    else if (!meta_matches_props(f, sst_reader_props(f->reader))) {
+        infolog_printf(vs->log, "table %s differs from its description in the MANIFEST", name);
+        st = ERR_CORRUPTION();
+    }
     f->vs = vs;
     return st;
 }
@@ -474,15 +493,24 @@ static int read_current(struct version_set *vs, uint64_t *number)
     if (st != STRATA_OK)
         return st;
     size_t got = 0;
-    st = vs->env->pread(vs->env, fd, text, sizeof(text) - 1, 0, &got);
+    st = vs->env->pread(vs->env, fd, text, sizeof(text), 0, &got);
     vs->env->close(vs->env, fd);
     if (st != STRATA_OK)
         return st;
-    text[got] = 0;
-    unsigned long long n;
-    char nl;
-    if (got < 11 || sscanf(text, "MANIFEST-%llu%c", &n, &nl) != 2 || nl != '\n' ||
-        strlen(text) != got || text[got - 1] != '\n') {
+    /* Exactly the documented form (doc/manifest_format.md): "MANIFEST-", 6 to
+       20 decimal digits that fit 64 bits, one newline, nothing after it. A
+       file of sizeof(text) bytes or more is longer than any such line. */
+    static const char prefix[] = "MANIFEST-";
+    size_t plen = sizeof(prefix) - 1, i = plen;
+    uint64_t n = 0;
+    int ok = got < sizeof(text) && got > plen + 1 && memcmp(text, prefix, plen) == 0 &&
+             text[got - 1] == '\n' && got - 1 - plen >= 6 && got - 1 - plen <= 20;
+    for (; ok && i < got - 1; i++) {
+        unsigned d = (unsigned)(unsigned char)text[i] - '0';
+        ok = d <= 9 && n <= (UINT64_MAX - d) / 10;
+        n = n * 10 + d;
+    }
+    if (!ok) {
         infolog_printf(vs->log, "CURRENT is damaged (%zu bytes)", got);
         return ERR_CORRUPTION();
     }

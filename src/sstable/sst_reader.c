@@ -608,7 +608,8 @@ size_t sst_index_search(const struct sst_reader *r, const void *key, size_t klen
         /* Separators with a smaller fingerprint are < target, those with a
            larger one are > target: only the run of equal fingerprints, usually
            empty or one long, needs full comparisons. */
-        uint64_t f = fingerprint((const uint8_t *)key + p, klen - p);
+        /* (an empty key may be (NULL, 0): no pointer arithmetic on it) */
+        uint64_t f = klen > p ? fingerprint((const uint8_t *)key + p, klen - p) : 0;
         while (lo < hi) {
             size_t mid = lo + (hi - lo) / 2;
             if (r->fp[mid] < f)

@@ -28,20 +28,6 @@
 #include "fuzz.h"
 #include "support/sim_env.h"
 
-/* Known engine bug (tests/fuzz/README.md, finding 4): while a snapshot
-   lives, a deepest-level table that is half tombstones the snapshot needs is
-   rewritten in place forever, so db_wait_idle never returns. Until it is
-   fixed the program does not wait for idleness while it holds a snapshot,
-   unless FUZZ_STRICT=1 is set: crashers/ops/garbage-compaction-loop then
-   hangs. Set to 0 once fixed. */
-#define FUZZ_WORKAROUND_GARBAGE_LOOP 1
-
-static int work_around_garbage_loop(void)
-{
-    const char *e = getenv("FUZZ_STRICT");
-    return FUZZ_WORKAROUND_GARBAGE_LOOP && !(e && *e == '1');
-}
-
 #define MAX_OPS 400
 #define MAX_HEAVY 6 /* reopens, checkpoints, power cuts per input */
 #define MAX_SNAPS 4
@@ -493,7 +479,7 @@ static void run_op(struct state *st, struct input *in)
         break;
     case OP_FLUSH:
         expect_ok(strata_flush(st->db), "flush");
-        if ((next_byte(in) & 1) && !(st->nsnaps > 0 && work_around_garbage_loop()))
+        if (next_byte(in) & 1)
             expect_ok(db_wait_idle(st->db), "wait idle");
         break;
     case OP_REOPEN:
