@@ -3,7 +3,7 @@
  *
  * The "sim" TCase checks the simulator itself: what each crash mode keeps of
  * file data, directory entries, renames and truncates. The "powerloss" TCase
- * runs random workloads (puts, deletes, batches at the four durability levels,
+ * runs random workloads (puts, deletes, range deletes, batches at the four durability levels,
  * strata_sync, close and reopen) with one writer thread on a database opened
  * with db_open on the simulator, cuts the power at a random call or operation
  * boundary, builds the surviving disk in each crash mode, reopens it and checks
@@ -531,12 +531,14 @@ struct op {
     int n;
     int key[MAX_BATCH]; /* MEMORY writes use the MEMORY key space */
     int del[MAX_BATCH];
+    int span[MAX_BATCH]; /* > 0 (with del): a range delete of keys [key, key + span) */
     int mem; /* OP_GET of a MEMORY key */
 };
 
 struct mentry {
     int key;
     int64_t token; /* ABSENT for a delete */
+    int span;      /* > 0: a range delete of keys [key, key + span) */
 };
 
 struct mbatch {
@@ -624,10 +626,20 @@ static int parse_val(const void *v, size_t vl, int mkey, int64_t *token)
     return 1;
 }
 
+static void apply_n(int64_t *state, int nkeys, const struct mbatch *b)
+{
+    for (int j = 0; j < b->n; j++) {
+        const struct mentry *e = &b->e[j];
+        if (e->span == 0)
+            state[e->key] = e->token;
+        for (int k = e->key; k < e->key + e->span && k < nkeys; k++)
+            state[k] = ABSENT;
+    }
+}
+
 static void apply(int64_t *state, const struct mbatch *b)
 {
-    for (int j = 0; j < b->n; j++)
-        state[b->e[j].key] = b->e[j].token;
+    apply_n(state, NKEYS, b);
 }
 
 static void run_start(struct run *r, struct sim_env *env, const int64_t *base)
@@ -749,16 +761,22 @@ static int do_write(struct run *r, const struct op *op)
     struct mbatch mb = {.n = op->n};
     strata_batch *b = op->single ? NULL : strata_batch_new();
     static char val[MAX_VAL];
-    char key[8];
+    char key[8], end[8];
     int st = STRATA_OK;
     for (int j = 0; j < op->n; j++) {
         int64_t token = op->del[j] ? ABSENT : r->next_token++;
-        mb.e[j] = (struct mentry){op->key[j], token};
+        mb.e[j] = (struct mentry){op->key[j], token, op->span[j]};
         make_key(key, op->key[j], mem);
+        make_key(end, op->key[j] + op->span[j], mem); /* may be one past the last key */
         size_t vl = op->del[j] ? 0 : make_val(val, token, mem ? op->key[j] : -1);
-        if (op->single)
+        if (op->single && op->span[j])
+            st = strata_delete_range(r->db, &wo, key, strlen(key), end, strlen(end));
+        else if (op->single)
             st = op->del[j] ? strata_delete(r->db, &wo, key, strlen(key))
                             : strata_put(r->db, &wo, key, strlen(key), val, vl);
+        else if (op->span[j])
+            ck_assert_int_eq(strata_batch_delete_range(b, key, strlen(key), end, strlen(end)),
+                             STRATA_OK);
         else if (op->del[j])
             ck_assert_int_eq(strata_batch_delete(b, key, strlen(key)), STRATA_OK);
         else
@@ -770,8 +788,7 @@ static int do_write(struct run *r, const struct op *op)
     }
     if (mem) {
         if (st == STRATA_OK)
-            for (int j = 0; j < mb.n; j++)
-                r->m.mcur[mb.e[j].key] = mb.e[j].token;
+            apply_n(r->m.mcur, NMKEYS, &mb);
         return st;
     }
     if (st == STRATA_OK) {
@@ -919,6 +936,9 @@ static size_t random_script(uint64_t *rng, struct op *ops, size_t max_ops)
                 op->key[j] =
                     (int)(tu_rand(rng) % (op->level == STRATA_DURABLE_MEMORY ? NMKEYS : NKEYS));
                 op->del[j] = op->single ? kind >= 5 : tu_rand(rng) % 4 == 0;
+                /* a third of the deletes delete a range of 1 to 8 keys */
+                if (op->del[j] && tu_rand(rng) % 3 == 0)
+                    op->span[j] = 1 + (int)(tu_rand(rng) % 8);
             }
         }
     }
@@ -1186,6 +1206,9 @@ static size_t fixed_script(struct op *ops)
         for (int j = 0; j < op->n; j++) {
             op->key[j] = (i * 7 + j * 5) % keys;
             op->del[j] = op->single ? i % 5 == 4 : j == 1;
+            /* two range deletes: alone (i 9) and in a batch (i 13) */
+            if (op->del[j] && (i == 9 || i == 13))
+                op->span[j] = 4;
         }
     }
     ops[n++].kind = OP_CLOSE;
