@@ -4,7 +4,7 @@
  * The "sim" TCase checks the simulator itself: what each crash mode keeps of
  * file data, directory entries, renames and truncates. The "powerloss" TCase
  * runs random workloads (puts, deletes, range deletes, batches at the four durability levels,
- * strata_sync, close and reopen) with one writer thread on a database opened
+ * strata_sync, flushes, full compactions, close and reopen) with one writer thread on a database opened
  * with db_open on the simulator, cuts the power at a random call or operation
  * boundary, builds the surviving disk in each crash mode, reopens it and checks
  * the promise of doc/guarantees.md: the recovered state is the state after some
@@ -520,8 +520,8 @@ END_TEST
 
 /* ================================================================== the model */
 
-enum { OP_OPEN, OP_CLOSE, OP_WRITE, OP_SYNC, OP_GET };
-static const char *const op_names[] = {"open", "close", "write", "sync", "get"};
+enum { OP_OPEN, OP_CLOSE, OP_WRITE, OP_SYNC, OP_GET, OP_FLUSH, OP_COMPACT };
+static const char *const op_names[] = {"open", "close", "write", "sync", "get", "flush", "compact"};
 static const char *const level_names[] = {"FSYNC", "WRITE", "ASYNC", "MEMORY"};
 
 struct op {
@@ -877,6 +877,12 @@ static void execute(struct run *r, const struct op *ops, size_t nops)
         case OP_GET:
             st = do_get(r, op);
             break;
+        case OP_FLUSH: /* memtables into a table; the model does not change */
+            st = strata_flush(r->db);
+            break;
+        case OP_COMPACT: /* every table into the last level */
+            st = strata_compact_range(r->db, NULL, 0, NULL, 0);
+            break;
         }
         if (st != STRATA_OK) {
             ck_assert_msg(sim_env_frozen(r->env),
@@ -918,7 +924,11 @@ static size_t random_script(uint64_t *rng, struct op *ops, size_t max_ops)
             open = 0;
         } else if (r < 10) {
             op->kind = OP_SYNC;
-        } else if (r < 18) {
+        } else if (r < 13) {
+            op->kind = OP_FLUSH;
+        } else if (r < 15) {
+            op->kind = OP_COMPACT;
+        } else if (r < 21) {
             op->kind = OP_GET;
             op->mem = tu_rand(rng) % 4 == 0;
             op->key[0] = (int)(tu_rand(rng) % (op->mem ? NMKEYS : NKEYS));
@@ -1190,6 +1200,10 @@ static size_t fixed_script(struct op *ops)
     for (int i = 0; i < 24; i++) {
         if (i == 10) {
             ops[n++].kind = OP_SYNC;
+        } else if (i == 6 || i == 14) {
+            ops[n++].kind = OP_FLUSH;
+        } else if (i == 17) {
+            ops[n++].kind = OP_COMPACT;
         } else if (i == 20) {
             ops[n++].kind = OP_CLOSE;
             ops[n++].kind = OP_OPEN;

@@ -21,6 +21,7 @@
 #include "util/ikey.h"
 #include "util/mem.h"
 #include "util/status.h"
+#include "wal/wal_format.h"
 
 /* ------------------------------------------------------------------ options */
 
@@ -241,7 +242,13 @@ static int replay_logs(strata_db *db, struct replay_ctx *rc, const uint64_t *log
                before a newer one was created (db_flush.c, invariant 2).
                Zeros after its last record are space allocated ahead by a
                mapped log whose close did not get to cut it (a crash). */
-            if (i + 1 < nlogs && !info.zero_tail) {
+            /* One exception: the sync marker wal_writer_sync writes after
+               the fdatasync that made the log durable is itself unsynced, and
+               a power cut may tear it. A tail no longer than a record header
+               cannot hold a data record (every record has a payload), so it
+               is that marker and nothing is lost. */
+            if (i + 1 < nlogs && !info.zero_tail &&
+                info.file_size - info.valid_end > WAL_RECORD_HEADER_SIZE) {
                 infolog_printf(db->log, "recovery: %s is damaged but newer logs follow it", name);
                 return ERR_CORRUPTION();
             }
