@@ -244,9 +244,9 @@ static int replay_logs(strata_db *db, struct replay_ctx *rc, const uint64_t *log
                mapped log whose close did not get to cut it (a crash). */
             /* One exception: the sync marker wal_writer_sync writes after
                the fdatasync that made the log durable is itself unsynced, and
-               a power cut may tear it. A tail no longer than a record header
-               cannot hold a data record (every record has a payload), so it
-               is that marker and nothing is lost. */
+               a power cut may tear it. Every data record was synced before
+               it, and a record with a payload is longer than a header, so a
+               tail no longer than a header is that marker: nothing is lost. */
             if (i + 1 < nlogs && !info.zero_tail &&
                 info.file_size - info.valid_end > WAL_RECORD_HEADER_SIZE) {
                 infolog_printf(db->log, "recovery: %s is damaged but newer logs follow it", name);

@@ -67,7 +67,9 @@ static void fd_track(struct fault_env *f, int fd, const char *path, int cls)
 {
     if (fd < 0 || fd >= FAULT_MAX_FD)
         return;
+    pthread_mutex_lock(&f->names_mu);
     snprintf(f->fd_name[fd], FAULT_NAME_MAX, "%s", base_name(path));
+    pthread_mutex_unlock(&f->names_mu);
     atomic_store(&f->fd_class[fd], (unsigned char)cls);
 }
 
@@ -91,7 +93,9 @@ static int should_fail(struct fault_env *f, enum fault_op op, int cls, const cha
         atomic_store(&f->last_class, cls);
         atomic_fetch_add(&f->fired, 1);
         if (atomic_fetch_add(&f->armed_fired, 1) == 0) {
+            pthread_mutex_lock(&f->names_mu);
             snprintf(f->first_name, FAULT_NAME_MAX, "%s", name ? name : "");
+            pthread_mutex_unlock(&f->names_mu);
             atomic_store(&f->first_op, (int)op);
             atomic_store(&f->first_class, cls);
         }
@@ -287,6 +291,7 @@ void fault_env_init(struct fault_env *f, io_env *base)
     atomic_init(&f->nospace, 0);
     atomic_init(&f->tracing, 0);
     atomic_init(&f->ntrace, 0);
+    pthread_mutex_init(&f->names_mu, NULL); /* (a default mutex holds nothing to destroy) */
     for (int i = 0; i < FAULT_MAX_FD; i++) {
         atomic_init(&f->fd_class[i], FCL_OTHER);
         f->fd_name[i][0] = 0;

@@ -17,6 +17,7 @@
 #ifndef STRATA_FAULT_ENV_H
 #define STRATA_FAULT_ENV_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 
 #include "util/io.h"
@@ -98,8 +99,11 @@ struct fault_env {
     atomic_int tracing;
     atomic_ulong ntrace;
     struct fault_call trace[FAULT_TRACE_MAX];
-    /* Class and base name of each open descriptor. */
+    /* Class and base name of each open descriptor. A number is reused by
+       another thread's open after a close, an order ThreadSanitizer cannot
+       see, so the names (and first_name, copied from one) are under names_mu. */
     _Atomic unsigned char fd_class[FAULT_MAX_FD];
+    pthread_mutex_t names_mu;
     char fd_name[FAULT_MAX_FD][FAULT_NAME_MAX];
 };
 
