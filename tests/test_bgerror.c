@@ -862,7 +862,9 @@ START_TEST(faults_in_automatic_background_work)
         unsigned long fired = atomic_load(&f->fired);
         strata_stats s;
         ck_assert_int_eq(strata_stats_get(db, &s), STRATA_OK);
-        compaction_rounds += s.compactions > 0;
+        /* a compaction ran, or the fault stopped one (seed-dependent: one
+           seed had every fault land before a compaction finished) */
+        compaction_rounds += s.compactions > 0 || (fired && strstr(h.msg, "compacting"));
         if (fired) {
             fired_rounds++;
             ck_assert_msg(idle == status, "%s: background work ended with %s", what,
