@@ -103,6 +103,14 @@ typedef struct strata_options {
     size_t target_file_bytes;  /* table file size, 64 KiB..4 GiB; default 64 MiB */
     int bloom_bits_per_key;    /* 0..40, 0 = no filter; default 10 */
     int compression_level;     /* zstd level 0..19, 0 = none; default 0 */
+    /* With compression: the size of the zstd dictionary each table builds
+       from its first blocks (16x as many bytes of samples) and compresses
+       every block with; 0 or 256 B..1 MiB; 0 = none; default 8 KiB. Small
+       blocks then share one set of entropy tables: smaller and, above all,
+       faster to decompress (doc/table_format.md). An open table holds the
+       decoder's form of it: about 27 KiB (35 KiB when tables cannot be
+       memory-mapped). */
+    size_t compression_dict_bytes;
     size_t block_cache_bytes;  /* default 64 MiB */
     int background_threads;    /* 1..64; default 2 */
     int l0_compaction_trigger; /* default 4 */

@@ -83,7 +83,7 @@ static struct iter *make_child(struct fixture *fx, size_t i, int type)
     char path[4200];
     snprintf(path, sizeof(path), "%s/%06zu.sst", fx->dir, i + 1);
     /* Small blocks so that scans cross many block boundaries both ways. */
-    struct sst_options o = {128, (int)(i % 2) * 10, 0};
+    struct sst_options o = {128, (int)(i % 2) * 10, 0, 0};
     struct sst_builder *b = NULL;
     ck_assert_int_eq(sst_builder_new(io_posix(), path, &o, &b), STRATA_OK);
     for (size_t k = 0; k < fx->nref; k++) { /* ref is sorted: so is each child's share */

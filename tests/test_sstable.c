@@ -244,7 +244,7 @@ static size_t model_lower_bound(const struct model *m, const void *key, size_t k
 
 static struct sst_options opts(size_t block_bytes, int bloom, int level)
 {
-    struct sst_options o = {block_bytes, bloom, level};
+    struct sst_options o = {block_bytes, bloom, level, 0};
     return o;
 }
 
@@ -1291,6 +1291,164 @@ START_TEST(test_compression_random)
 }
 END_TEST
 
+/* The footer's format version and word 52 (the dictionary size in version 3). */
+static void footer_words(const char *path, uint32_t *version, uint32_t *dict)
+{
+    size_t n;
+    uint8_t *b = slurp(path, &n);
+    ck_assert_uint_ge(n, SST_FOOTER_SIZE);
+    *version = get_u32(b + n - SST_FOOTER_SIZE + SST_FT_VERSION);
+    *dict = get_u32(b + n - SST_FOOTER_SIZE + SST_FT_DICT_SIZE);
+    free(b);
+}
+
+/* Gets, scans and seeks of a table through env (mapping or not). */
+static void expect_table(io_env *env, const char *path, const struct model *m, uint64_t *rng)
+{
+    struct block_cache *c;
+    ck_assert_int_eq(block_cache_new(1u << 16, &c), STRATA_OK);
+    struct sst_reader *r = NULL;
+    ck_assert_int_eq(sst_reader_open(env, path, 1, c, &r), STRATA_OK);
+    ck_assert_int_eq(sst_reader_check(r), STRATA_OK);
+    expect_all_gets(r, &RO, m);
+    expect_all_gets(r, &RO_RAW, m);
+    expect_scan(r, &RO_NOCACHE, m);
+    expect_seeks(r, m, rng, 300);
+    sst_reader_close(r);
+    block_cache_free(c);
+}
+
+/* A table compressed with its own dictionary (format version 3): smaller
+   than the same table without one, read right with and without a mapping,
+   and the dictionary is where the footer says. */
+START_TEST(test_compression_dictionary)
+{
+    uint64_t rng = tu_seed("test_compression_dictionary");
+    const char *dir = tu_tmpdir("sstdict");
+    char *path = table_path(dir, "000001.sst"), *plain = table_path(dir, "000002.sst");
+    struct model m;
+    model_random(&m, &rng, 20000, 200, 1);
+    struct sst_options o = opts(4096, 10, 3);
+    o.dict_bytes = 8192;
+    struct sst_props bp, pp;
+    build(path, &m, &o, &bp);
+    o.dict_bytes = 0;
+    build(plain, &m, &o, &pp);
+    uint32_t version, dsize;
+    footer_words(path, &version, &dsize);
+    ck_assert_uint_eq(version, SST_FORMAT_VERSION_DICT);
+    ck_assert_uint_gt(dsize, 256);
+    ck_assert_uint_le(dsize, 8192);
+    size_t n;
+    uint8_t *b = slurp(path, &n);
+    ck_assert_uint_eq(get_u32(b), 0xEC30A437u); /* zstd's dictionary magic, at offset 0 */
+    ck_assert_int_eq(b[dsize], SST_TYPE_NONE);
+    free(b);
+    footer_words(plain, &version, &dsize);
+    ck_assert_uint_eq(version, SST_FORMAT_VERSION);
+    /* Every block that compressed used the dictionary. */
+    int types[4096];
+    size_t nb = data_block_types(path, types, 4096);
+    ck_assert_uint_eq(nb, bp.data_blocks);
+    size_t dict = 0;
+    for (size_t i = 0; i < nb && i < 4096; i++) {
+        ck_assert_int_ne(types[i], SST_TYPE_ZSTD);
+        dict += types[i] == SST_TYPE_ZSTD_DICT;
+    }
+    ck_assert_uint_ge(dict, nb * 9 / 10);
+    ck_assert_uint_lt(bp.file_size, pp.file_size);
+
+    expect_table(io_posix(), path, &m, &rng);
+    io_env nomap = *io_posix();
+    nomap.map = NULL;
+    nomap.unmap = NULL;
+    expect_table(&nomap, path, &m, &rng);
+    sst_props_clear(&bp);
+    sst_props_clear(&pp);
+    model_free(&m);
+    tu_rmrf(dir);
+}
+END_TEST
+
+/* When a dictionary is built: after 16x dict_bytes of samples, or at finish
+   with at least 8 sampled blocks; with fewer the table is version 1, and with
+   range tombstones version 3 keeps properties version 2. */
+START_TEST(test_dictionary_thresholds)
+{
+    uint64_t rng = tu_seed("test_dictionary_thresholds");
+    const char *dir = tu_tmpdir("sstdictn");
+    char *path = table_path(dir, "000001.sst");
+    static const struct {
+        size_t entries;
+        int rdels, version;
+    } cases[] = {
+        {0, 0, SST_FORMAT_VERSION},          /* empty */
+        {6, 0, SST_FORMAT_VERSION},          /* one block */
+        {25, 0, SST_FORMAT_VERSION},         /* under 8 blocks */
+        {60, 0, SST_FORMAT_VERSION_DICT},    /* 8..16 blocks: built at finish */
+        {2000, 0, SST_FORMAT_VERSION_DICT},  /* built after 16 blocks */
+        {0, 2, SST_FORMAT_VERSION_RD},       /* only range tombstones */
+        {2000, 3, SST_FORMAT_VERSION_DICT},  /* with range tombstones */
+    };
+    for (size_t t = 0; t < sizeof(cases) / sizeof(cases[0]); t++) {
+        struct model m;
+        memset(&m, 0, sizeof(m));
+        for (size_t i = 0; i < cases[t].entries; i++) {
+            char k[32], v[64];
+            int kl = snprintf(k, sizeof(k), "user/%06zu", i * 3);
+            int vl = snprintf(v, sizeof(v), "name=%zu;city=%s;n=%zu", i, i % 3 ? "Oslo" : "Lima",
+                              i * i);
+            model_add(&m, k, (size_t)kl, ikey_trailer(100 + i, KIND_VALUE), v, (size_t)vl);
+        }
+        model_finish(&m);
+        struct sst_options o = opts(256, 10, 3);
+        o.dict_bytes = 256; /* samples: 4 KiB, 16 blocks of 256 bytes */
+        struct sst_builder *b = NULL;
+        ck_assert_int_eq(sst_builder_new(io_posix(), path, &o, &b), STRATA_OK);
+        for (size_t i = 0; i < m.n; i++) {
+            const struct ent *e = &m.e[i];
+            ck_assert_int_eq(sst_builder_add(b, e->key, e->klen, e->trailer, e->val, e->vlen),
+                             STRATA_OK);
+        }
+        for (int d = 0; d < cases[t].rdels; d++) {
+            char lo[32], hi[32];
+            int ll = snprintf(lo, sizeof(lo), "user/%06d", 600 * d + 1);
+            int hl = snprintf(hi, sizeof(hi), "user/%06d", 600 * d + 31);
+            ck_assert_int_eq(sst_builder_add_range_del(b, lo, (size_t)ll, hi, (size_t)hl, 50),
+                             STRATA_OK);
+        }
+        struct sst_props p;
+        ck_assert_int_eq(sst_builder_finish(b, &p), STRATA_OK);
+        uint32_t version, dsize;
+        footer_words(path, &version, &dsize);
+        EXPECT(version == (uint32_t)cases[t].version, "case %zu: version %u, expected %d", t,
+               version, cases[t].version);
+        EXPECT_UINT_EQ(p.range_dels, (uint64_t)cases[t].rdels);
+        struct sst_reader *r = open_table(path, 1, NULL);
+        ck_assert_int_eq(sst_reader_check(r), STRATA_OK);
+        expect_all_gets(r, &RO, &m);
+        expect_scan(r, &RO, &m);
+        const struct sst_props *rp = sst_reader_props(r);
+        EXPECT_UINT_EQ(rp->range_dels, (uint64_t)cases[t].rdels);
+        EXPECT_UINT_EQ(rp->data_bytes, p.data_bytes);
+        if (cases[t].rdels) {
+            /* The range-deletion block (compressed with the dictionary when
+               there is one) reads back: the tombstones are all there. */
+            struct rangedel_set *rd = sst_reader_range_dels(r);
+            ck_assert_ptr_nonnull(rd);
+            char k[32];
+            int kl = snprintf(k, sizeof(k), "user/%06d", 600 * (cases[t].rdels - 1) + 2);
+            EXPECT_UINT_EQ(rangedel_set_max_covering(rd, k, (size_t)kl, SEQ_MAX), 50);
+        }
+        sst_reader_close(r);
+        sst_props_clear(&p);
+        model_free(&m);
+        (void)rng;
+    }
+    tu_rmrf(dir);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- bloom */
 
 START_TEST(test_bloom_fp_rate)
@@ -1721,7 +1879,8 @@ END_TEST
 /* ---------------------------------------------------------------- corruption */
 
 /* A small table with every kind of block: ~25 data blocks, filter, index. */
-static void small_table(const char *path, struct model *m, int level)
+/* kind: 0 uncompressed, 1 zstd, 2 zstd with a dictionary (format version 3). */
+static void small_table(const char *path, struct model *m, int kind)
 {
     memset(m, 0, sizeof(*m));
     for (int i = 0; i < 300; i++) {
@@ -1733,8 +1892,22 @@ static void small_table(const char *path, struct model *m, int level)
             model_add(m, k, (size_t)n, ikey_trailer(5, i % 8 ? KIND_DELETE : KIND_VALUE), "old", 3);
     }
     model_finish(m);
-    struct sst_options o = opts(256, 10, level);
+    struct sst_options o = opts(256, 10, kind ? 1 : 0);
+    o.dict_bytes = kind == 2 ? 256 : 0;
     build(path, m, &o, NULL);
+}
+
+/* Where the data blocks start: after the dictionary block, if any. */
+static uint64_t data_start(const char *path)
+{
+    size_t n;
+    uint8_t *b = slurp(path, &n);
+    const uint8_t *ft = b + n - SST_FOOTER_SIZE;
+    uint64_t start = get_u32(ft + SST_FT_VERSION) == SST_FORMAT_VERSION_DICT
+                         ? get_u32(ft + SST_FT_DICT_SIZE) + SST_BLOCK_TRAILER
+                         : 0;
+    free(b);
+    return start;
 }
 
 /* What a reader of damaged (checksummed) bytes may say: open fails with
@@ -1798,23 +1971,29 @@ START_TEST(test_corruption_matrix)
     const char *dir = tu_tmpdir("sstcorrupt");
     char *path = table_path(dir, "000001.sst");
     uint64_t rng = tu_seed("test_corruption_matrix");
-    for (int level = 0; level <= 1; level++) {
+    for (int level = 0; level <= 2; level++) {
         struct model m;
         small_table(path, &m, level);
         struct layout l = read_layout(path);
         ck_assert_uint_gt(l.fsize, 0);
+        uint64_t ds = data_start(path);
+        EXPECT((ds > 0) == (level == 2), "kind %d: data starts at %llu", level,
+               (unsigned long long)ds);
         struct {
             const char *what;
             uint64_t off, len;
         } regions[] = {
-            {"data", 0, l.data_end},
+            {"data", ds, l.data_end - ds},
+            {"dictionary", 0, ds},
             {"filter", l.foff, l.fsize + SST_BLOCK_TRAILER},
             {"index", l.ioff, l.isize + SST_BLOCK_TRAILER},
             {"properties", l.poff, l.psize + SST_BLOCK_TRAILER},
             {"footer", l.size - SST_FOOTER_SIZE, SST_FOOTER_SIZE},
         };
-        for (size_t g = 0; g < 5; g++) {
+        for (size_t g = 0; g < 6; g++) {
             uint64_t len = regions[g].len;
+            if (len == 0)
+                continue; /* no dictionary */
             /* Every byte of small regions; about 400 of larger ones. */
             uint64_t stride = len <= 600 ? 1 : len / 400;
             size_t opened = 0, tried = 0;
@@ -1937,6 +2116,123 @@ static void survive(const char *path, const struct model *m, uint64_t *rng)
     block_cache_free(c);
 }
 
+/* Damage to the dictionary or to what names it, resealed so that every
+   checksum still holds, is STRATA_CORRUPTION: at open, or at the first read
+   of a block that needs the dictionary. */
+START_TEST(test_dictionary_damage)
+{
+    const char *dir = tu_tmpdir("sstdictbad");
+    char *path = table_path(dir, "000001.sst"), *v1 = table_path(dir, "000002.sst");
+    uint64_t rng = tu_seed("test_dictionary_damage");
+    struct model m;
+    model_random(&m, &rng, 3000, 100, 1);
+    struct sst_options o = opts(1024, 10, 3);
+    o.dict_bytes = 1024;
+    build(path, &m, &o, NULL);
+    o.dict_bytes = 0;
+    build(v1, &m, &o, NULL);
+    size_t n, n1;
+    uint8_t *good = slurp(path, &n), *good1 = slurp(v1, &n1);
+    uint8_t *f = malloc(n > n1 ? n : n1);
+    uint8_t *ft = f + n - SST_FOOTER_SIZE;
+    uint32_t dsize = get_u32(good + n - SST_FOOTER_SIZE + SST_FT_DICT_SIZE);
+    struct sst_reader *r = NULL;
+#define RESEAL_FOOTER() put_u64(ft + SST_FT_CHECKSUM, XXH3_64bits(ft, SST_FT_CHECKSUM))
+#define EXPECT_OPEN(want, what)                                                                    \
+    do {                                                                                           \
+        spit(path, f, n);                                                                          \
+        r = NULL;                                                                                  \
+        int st_ = sst_reader_open(io_posix(), path, 1, NULL, &r);                                 \
+        EXPECT(st_ == (want), "%s: open returned %d", what, st_);                                  \
+        if (r)                                                                                     \
+            sst_reader_close(r);                                                                   \
+    } while (0)
+
+    memcpy(f, good, n);
+    EXPECT_OPEN(STRATA_OK, "intact");
+    /* Dictionary size 0, too large, one byte off either way. */
+    static const uint32_t sizes[] = {0, SST_MAX_DICT_BYTES + 1, UINT32_MAX};
+    for (size_t i = 0; i < 3; i++) {
+        memcpy(f, good, n);
+        put_u32(ft + SST_FT_DICT_SIZE, sizes[i]);
+        RESEAL_FOOTER();
+        EXPECT_OPEN(STRATA_CORRUPTION, "dictionary size");
+    }
+    for (int d = -1; d <= 1; d += 2) {
+        memcpy(f, good, n);
+        put_u32(ft + SST_FT_DICT_SIZE, dsize + (uint32_t)d);
+        RESEAL_FOOTER();
+        EXPECT_OPEN(STRATA_CORRUPTION, "dictionary size off by one");
+    }
+    /* A version 1 or 2 footer over a table with a dictionary. */
+    memcpy(f, good, n);
+    put_u32(ft + SST_FT_VERSION, SST_FORMAT_VERSION);
+    put_u32(ft + SST_FT_FLAGS, 0);
+    RESEAL_FOOTER();
+    EXPECT_OPEN(STRATA_CORRUPTION, "version 1 footer");
+    /* The dictionary block stored as compressed. */
+    memcpy(f, good, n);
+    f[dsize] = SST_TYPE_ZSTD;
+    reseal(f, 0, dsize);
+    EXPECT_OPEN(STRATA_CORRUPTION, "dictionary type");
+    /* Not a zstd dictionary: bad magic, then truncated entropy tables. */
+    memcpy(f, good, n);
+    f[0] ^= 0x55;
+    reseal(f, 0, dsize);
+    EXPECT_OPEN(STRATA_CORRUPTION, "dictionary magic");
+    memcpy(f, good, n);
+    memset(f + 8, 0xff, 64);
+    reseal(f, 0, dsize);
+    EXPECT_OPEN(STRATA_CORRUPTION, "dictionary tables");
+    /* Other content under a resealed checksum: zstd frames carry no checksum
+       of their own, so blocks may decode to other bytes; the reader must
+       stay in bounds whatever it answers. */
+    memcpy(f, good, n);
+    for (uint32_t i = dsize - 200; i < dsize; i++)
+        f[i] ^= 0x20; /* content only: the tables stay valid */
+    reseal(f, 0, dsize);
+    spit(path, f, n);
+    survive(path, &m, &rng);
+
+    /* A version 1 table whose block claims the dictionary it does not have. */
+    n = n1;
+    ft = f + n - SST_FOOTER_SIZE;
+    memcpy(f, good1, n);
+    struct layout l = read_layout(v1);
+    int types[1024];
+    size_t nb = data_block_types(v1, types, 1024);
+    ck_assert_uint_gt(nb, 2);
+    ck_assert_int_eq(types[0], SST_TYPE_ZSTD);
+    /* Block 0 starts at 0; its size is the first index entry's. */
+    uint64_t size0 = 0;
+    {
+        struct blk blk;
+        ck_assert_int_eq(blk_parse(f + l.ioff, l.isize, &blk), STRATA_OK);
+        struct blk_iter it;
+        blk_iter_init(&it);
+        blk_iter_reset(&it, &blk);
+        blk_iter_first(&it);
+        ck_assert(it.valid);
+        uint64_t off0;
+        const uint8_t *p = get_varint(it.val, it.val + it.vlen, &off0);
+        ck_assert_ptr_nonnull(get_varint(p, it.val + it.vlen, &size0));
+        ck_assert_uint_eq(off0, 0);
+        blk_iter_release(&it);
+    }
+    f[size0] = SST_TYPE_ZSTD_DICT;
+    reseal(f, 0, size0);
+    spit(path, f, n);
+    ck_assert_int_eq(expect_detected(path, &m, "dictionary type without dictionary", 0), 0);
+#undef EXPECT_OPEN
+#undef RESEAL_FOOTER
+    free(f);
+    free(good);
+    free(good1);
+    model_free(&m);
+    tu_rmrf(dir);
+}
+END_TEST
+
 /* Damage that the checksums cannot see (they are recomputed): every block
    kind, including zstd frames. The reader must stay in bounds. */
 START_TEST(test_structural_fuzz)
@@ -1946,9 +2242,10 @@ START_TEST(test_structural_fuzz)
     char *path = table_path(dir, "000001.sst");
     char *bad = table_path(dir, "000002.sst");
     int rounds = tu_long_mode() ? 5000 : 400;
-    for (int level = 0; level <= 1; level++) {
+    for (int level = 0; level <= 2; level++) {
         struct model m;
         small_table(path, &m, level);
+        uint64_t ds = data_start(path);
         size_t n;
         uint8_t *orig = slurp(path, &n);
         struct layout l = read_layout(path);
@@ -1972,9 +2269,12 @@ START_TEST(test_structural_fuzz)
         uint8_t *f = malloc(n);
         for (int round = 0; round < rounds; round++) {
             memcpy(f, orig, n);
-            int which = (int)(tu_rand(&rng) % 5);
+            int which = (int)(tu_rand(&rng) % (ds ? 6 : 5));
             uint64_t off, size;
             switch (which) {
+            case 5: /* the dictionary */
+                off = 0, size = ds - SST_BLOCK_TRAILER;
+                break;
             case 0:
                 off = l.foff, size = l.fsize;
                 break;
@@ -2055,22 +2355,31 @@ START_TEST(test_nomem_builder)
     char *path = table_path(dir, "000001.sst");
     struct model m;
     model_random(&m, &rng, 3000, 100, 1);
-    struct sst_options o = opts(1024, 10, 1);
-    int st = STRATA_NOMEM;
-    unsigned long n;
-    for (n = 1; st != STRATA_OK; n++) {
-        mem_fail_at(n, 1);
-        st = try_build(io_posix(), path, &m, &o);
-        mem_fail_at(0, 0);
-        if (st != STRATA_OK) {
-            EXPECT(st == STRATA_NOMEM, "allocation %lu: status %d", n, st);
-            expect_no_files(path);
+    /* Without and with a dictionary (format versions 1 and 3). */
+    for (size_t dict = 0; dict <= 1024; dict += 1024) {
+        struct sst_options o = opts(1024, 10, 1);
+        o.dict_bytes = dict;
+        int st = STRATA_NOMEM;
+        unsigned long n;
+        for (n = 1; st != STRATA_OK; n++) {
+            mem_fail_at(n, 1);
+            st = try_build(io_posix(), path, &m, &o);
+            mem_fail_at(0, 0);
+            if (st != STRATA_OK) {
+                EXPECT(st == STRATA_NOMEM, "allocation %lu: status %d", n, st);
+                expect_no_files(path);
+            }
         }
+        fprintf(stderr, "nomem builder (dictionary %zu): %lu allocations failed in turn\n", dict,
+                n - 1);
+        uint32_t version, dsize;
+        footer_words(path, &version, &dsize);
+        ck_assert_uint_eq(version, dict ? SST_FORMAT_VERSION_DICT : SST_FORMAT_VERSION);
+        struct sst_reader *r = open_table(path, 1, NULL);
+        ck_assert_int_eq(sst_reader_check(r), STRATA_OK);
+        sst_reader_close(r);
+        unlink(path);
     }
-    fprintf(stderr, "nomem builder: %lu allocations failed in turn\n", n - 1);
-    struct sst_reader *r = open_table(path, 1, NULL);
-    ck_assert_int_eq(sst_reader_check(r), STRATA_OK);
-    sst_reader_close(r);
     model_free(&m);
     tu_rmrf(dir);
 }
@@ -2144,7 +2453,11 @@ START_TEST(test_nomem_reader)
     model_add(&m, longkey, sizeof(longkey), ikey_trailer(1, KIND_VALUE), "long", 4);
     model_finish(&m);
     struct sst_options o = opts(1024, 10, 1);
+    o.dict_bytes = 1024; /* the dictionary's allocations too */
     build(path, &m, &o, NULL);
+    uint32_t version, dsize;
+    footer_words(path, &version, &dsize);
+    ck_assert_uint_eq(version, SST_FORMAT_VERSION_DICT);
     unsigned long n;
     for (n = 1;; n++) {
         mem_fail_at(n, 1);
@@ -2302,6 +2615,9 @@ static Suite *sstable_suite(void)
     tc = tcase(s, "compression");
     tcase_add_test(tc, test_compression_text);
     tcase_add_test(tc, test_compression_random);
+    tcase_add_test(tc, test_compression_dictionary);
+    tcase_add_test(tc, test_dictionary_thresholds);
+    tcase_add_test(tc, test_dictionary_damage);
     tc = tcase(s, "bloom");
     tcase_add_test(tc, test_bloom_fp_rate);
     tcase_add_test(tc, test_bloom_parse);

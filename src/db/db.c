@@ -37,6 +37,7 @@ void strata_options_init(strata_options *o)
     o->target_file_bytes = (size_t)64 << 20;
     o->bloom_bits_per_key = 10;
     o->compression_level = 0;
+    o->compression_dict_bytes = (size_t)8 << 10;
     o->block_cache_bytes = (size_t)64 << 20;
     o->background_threads = 2;
     o->l0_compaction_trigger = 4;
@@ -80,6 +81,9 @@ int db_options_check(const strata_options *o, const char **why)
             "bloom_bits_per_key must be 0..40");
     REQUIRE(o->compression_level >= 0 && o->compression_level <= 19,
             "compression_level must be 0..19");
+    REQUIRE(o->compression_dict_bytes == 0 ||
+                (o->compression_dict_bytes >= 256 && o->compression_dict_bytes <= ((size_t)1 << 20)),
+            "compression_dict_bytes must be 0 or 256 B..1 MiB");
     REQUIRE(o->background_threads >= 1 && o->background_threads <= 64,
             "background_threads must be 1..64");
     REQUIRE(o->l0_compaction_trigger >= 1 && o->l0_slowdown_trigger >= o->l0_compaction_trigger &&
@@ -501,7 +505,8 @@ int db_open(const char *path, const strata_options *opts, io_env *env, strata_db
     db->copts =
         (struct compaction_options){.table = {.block_bytes = opts->block_bytes,
                                               .bloom_bits_per_key = opts->bloom_bits_per_key,
-                                              .compression_level = opts->compression_level},
+                                              .compression_level = opts->compression_level,
+                                              .dict_bytes = opts->compression_dict_bytes},
                                     .target_file_bytes = opts->target_file_bytes,
                                     .level_base_bytes = opts->level_base_bytes,
                                     .l0_trigger = opts->l0_compaction_trigger};

@@ -125,7 +125,8 @@ int db_write_table(strata_db *db, struct memtable *mem, struct file_meta **out)
         return st;
     struct sst_options so = {.block_bytes = db->opts.block_bytes,
                              .bloom_bits_per_key = db->opts.bloom_bits_per_key,
-                             .compression_level = db->opts.compression_level};
+                             .compression_level = db->opts.compression_level,
+                             .dict_bytes = db->opts.compression_dict_bytes};
     struct sst_builder *b;
     st = sst_builder_new(db->env, path, &so, &b);
     if (st != STRATA_OK) {

@@ -9,6 +9,17 @@
  * finish the filter, index, properties and footer follow, then the file is
  * fdatasynced, renamed from "<path>.tmp" to path and the directory fsynced.
  *
+ * Dictionary (compression with dict_bytes > 0): the first data blocks are
+ * kept raw as samples until they reach DICT_SAMPLE_RATIO * dict_bytes. A zstd
+ * dictionary is then built from them (their statistics, and their last bytes
+ * as content), written first, at offset 0, and every data block is compressed
+ * with it (table format version 3). Per-block compression of small blocks
+ * pays for entropy tables in every block, in size and above all in decoding
+ * time (building the Huffman table is much of a 4 KiB block's decode); with
+ * the table's dictionary the blocks reuse its tables. A table whose samples
+ * are fewer than DICT_MIN_BLOCKS blocks, or whose samples zstd cannot build
+ * a dictionary from, is written without one.
+ *
  *     sst_builder_new --> OK --(add ... add)--> sst_builder_finish --> freed
  *                          |                      (on any error: tmp removed)
  *                          +--(io error or no memory)--> FAILED: every call
@@ -26,6 +37,10 @@
  *  4. hashes holds one hash per distinct user key added so far (keys arrive
  *     sorted, so equal user keys are adjacent).
  *  5. Once error != STRATA_OK it never changes and no further writes happen.
+ *  6. While sampling, nothing has been written (flushed == wlen == 0): the
+ *     finished data blocks are in smp (nsmp of them, sizes in smp_sizes) and
+ *     the separators of all but the last are in seps, in order; pending
+ *     refers to the last. Once sampling ends it never restarts.
  */
 #include <string.h>
 
@@ -33,6 +48,7 @@
 #include <xxhash.h>
 #define ZSTD_STATIC_LINKING_ONLY
 #include <zstd.h>
+#include <zdict.h>
 #include <zstd_errors.h>
 
 #include "bloom.h"
@@ -47,6 +63,10 @@
 #define WBUF_SIZE ((size_t)256 * 1024)
 #define MAX_BLOCK_BYTES ((size_t)256 * 1024 * 1024)
 #define MAX_BITS_PER_KEY 100
+#define DICT_SAMPLE_RATIO 16 /* zstd suggests samples of ~100x; 16x measured as good */
+#define DICT_MIN_BLOCKS 8
+#define DICT_MIN_BYTES 256 /* zstd's ZDICT_DICTSIZE_MIN */
+#define DICT_ID 0x53545241u /* "STRA": never written into frames, so any id would do */
 
 struct sst_builder {
     io_env *env;
@@ -69,6 +89,16 @@ struct sst_builder {
     ZSTD_CCtx *cctx;
     uint8_t *cbuf;
     size_t ccap;
+    /* Dictionary (invariant 6). */
+    int sampling;
+    uint8_t *smp;
+    size_t smplen, smpcap;
+    size_t *smp_sizes;
+    size_t nsmp, smp_sizes_cap;
+    uint8_t *seps; /* per block: varint user key length | key | u64 LE trailer */
+    size_t seplen, sepcap;
+    ZSTD_CDict *cdict;
+    uint32_t dict_size; /* bytes of the dictionary block's contents; 0 = none */
     struct sst_props props;
     /* Range tombstones: their encoded entries (table_format.h) and the bounds
        they add to the table's key range. */
@@ -148,7 +178,11 @@ static void destroy(struct sst_builder *b)
     blk_builder_free(&b->data);
     blk_builder_free(&b->index);
     ZSTD_freeCCtx(b->cctx);
+    ZSTD_freeCDict(b->cdict);
     mem_free(b->cbuf);
+    mem_free(b->smp);
+    mem_free(b->smp_sizes);
+    mem_free(b->seps);
     mem_free(b->wbuf);
     mem_free(b->last);
     mem_free(b->sep);
@@ -169,7 +203,7 @@ int sst_builder_new(io_env *env, const char *path, const struct sst_options *o,
     if (!env || !path || !o || !out || o->block_bytes == 0 || o->block_bytes > MAX_BLOCK_BYTES ||
         o->bloom_bits_per_key < 0 || o->bloom_bits_per_key > MAX_BITS_PER_KEY ||
         o->compression_level < 0 || o->compression_level > ZSTD_maxCLevel() ||
-        strlen(path) + 5 > IO_PATH_MAX)
+        o->dict_bytes > SST_MAX_DICT_BYTES || strlen(path) + 5 > IO_PATH_MAX)
         return ERR_INVALID();
     struct sst_builder *b = mem_calloc(1, sizeof(*b));
     if (!b)
@@ -180,6 +214,8 @@ int sst_builder_new(io_env *env, const char *path, const struct sst_options *o,
     blk_builder_init(&b->data, SST_RESTART_INTERVAL);
     blk_builder_init(&b->index, SST_INDEX_RESTART_INTERVAL);
     b->props.min_seq = UINT64_MAX;
+    /* A dictionary smaller than zstd's minimum is no dictionary. */
+    b->sampling = o->compression_level > 0 && o->dict_bytes >= DICT_MIN_BYTES;
     b->path = mem_strdup(path);
     b->tmp = concat(path, ".tmp", 4);
     b->dir = parent_dir(path);
@@ -249,8 +285,14 @@ static int write_block(struct sst_builder *b, const uint8_t *contents, size_t le
             return fail(b, ERR_NOMEM());
         uint8_t *p = put_varint(b->cbuf, len);
         size_t hdr = (size_t)(p - b->cbuf);
-        size_t n =
-            ZSTD_compressCCtx(b->cctx, p, bound - hdr, contents, len, b->o.compression_level);
+        size_t n;
+        if (b->cdict) {
+            /* The context references the dictionary (start_dict). */
+            n = ZSTD_compress2(b->cctx, p, bound - hdr, contents, len);
+        } else {
+            n = ZSTD_compressCCtx(b->cctx, p, bound - hdr, contents, len,
+                                  b->o.compression_level);
+        }
         if (ZSTD_isError(n)) {
             if (ZSTD_getErrorCode(n) == ZSTD_error_memory_allocation)
                 return fail(b, ERR_NOMEM());
@@ -258,7 +300,7 @@ static int write_block(struct sst_builder *b, const uint8_t *contents, size_t le
         } else if (hdr + n <= len - len / 8) {
             src = b->cbuf;
             slen = hdr + n;
-            type = SST_TYPE_ZSTD;
+            type = b->cdict ? SST_TYPE_ZSTD_DICT : SST_TYPE_ZSTD;
         }
     }
     int st = room(b, slen + SST_BLOCK_TRAILER);
@@ -274,7 +316,19 @@ static int write_block(struct sst_builder *b, const uint8_t *contents, size_t le
     return STRATA_OK;
 }
 
-/* Adds the index entry of the pending block (invariant 3). Its key is a short
+/* Adds an index entry: separator (key, klen, trailer) and block handle. */
+static int index_add(struct sst_builder *b, const uint8_t *key, size_t klen, uint64_t trailer,
+                     uint64_t off, uint64_t size)
+{
+    uint8_t v[2 * VARINT_MAX];
+    uint8_t *p = put_varint(v, off);
+    p = put_varint(p, size);
+    int st = blk_builder_add(&b->index, key, klen, trailer, v, (size_t)(p - v));
+    return st == STRATA_OK ? st : fail(b, st);
+}
+
+/* Adds the index entry of the pending block (invariant 3), or while sampling
+ * keeps its separator for later (invariant 6). The separator is a short
  * user key u with last <= (u, trailer) < next: a prefix of next, or of last
  * with its final byte raised, when that is shorter than last's user key; then
  * the trailer is SST_SEPARATOR_TRAILER (the smallest internal key for u).
@@ -319,13 +373,105 @@ static int add_index_entry(struct sst_builder *b, const uint8_t *next, size_t nl
         memcpy(b->sep, u, ulen);
     if (bump)
         b->sep[ulen - 1]++;
-    uint8_t v[2 * VARINT_MAX];
-    uint8_t *p = put_varint(v, b->pend_off);
-    p = put_varint(p, b->pend_size);
-    st = blk_builder_add(&b->index, b->sep, ulen, trailer, v, (size_t)(p - v));
+    if (b->sampling) {
+        if ((st = grow(&b->seps, &b->sepcap, b->seplen + VARINT_MAX + ulen + 8)) != STRATA_OK)
+            return fail(b, st);
+        uint8_t *w = put_varint(b->seps + b->seplen, ulen);
+        if (ulen)
+            memcpy(w, b->sep, ulen);
+        put_u64(w + ulen, trailer);
+        b->seplen = (size_t)(w + ulen + 8 - b->seps);
+    } else if ((st = index_add(b, b->sep, ulen, trailer, b->pend_off, b->pend_size)) !=
+               STRATA_OK) {
+        return st;
+    }
+    b->pending = 0;
+    return STRATA_OK;
+}
+
+/* Builds the dictionary from the samples into b->cdict and writes its block;
+ * leaves b->cdict NULL when zstd cannot build one from them. */
+static int start_dict(struct sst_builder *b)
+{
+    size_t cap = b->o.dict_bytes;
+    uint8_t *dict = mem_alloc(cap);
+    if (!dict)
+        return fail(b, ERR_NOMEM());
+    /* Content: the samples' last bytes (zstd keeps the end of the content
+       when it must shorten it to fit the header and tables). */
+    size_t clen = b->smplen < cap ? b->smplen : cap;
+    ZDICT_params_t zp = {.compressionLevel = b->o.compression_level, .dictID = DICT_ID};
+    size_t n = ZDICT_finalizeDictionary(dict, cap, b->smp + b->smplen - clen, clen, b->smp,
+                                        b->smp_sizes, (unsigned)b->nsmp, zp);
+    int st = STRATA_OK;
+    if (!ZDICT_isError(n)) {
+        uint64_t off, size;
+        if (!b->cctx && !(b->cctx = ZSTD_createCCtx_advanced(zmem)))
+            st = fail(b, ERR_NOMEM());
+        else if (!(b->cdict = ZSTD_createCDict(dict, n, b->o.compression_level)))
+            st = fail(b, ERR_NOMEM());
+        else if (ZSTD_isError(ZSTD_CCtx_setParameter(b->cctx, ZSTD_c_dictIDFlag, 0)) ||
+                 ZSTD_isError(ZSTD_CCtx_refCDict(b->cctx, b->cdict)))
+            st = fail(b, ERR_NOMEM()); /* cannot fail with valid arguments */
+        else if ((st = write_block(b, dict, n, 0, &off, &size)) == STRATA_OK)
+            b->dict_size = (uint32_t)n;
+    }
+    mem_free(dict);
+    return st;
+}
+
+/* Ends sampling (invariant 6): builds the dictionary if there are enough
+ * samples, then writes the sampled blocks and the index entries that waited
+ * for their handles. The last block's entry stays pending. */
+static int end_sampling(struct sst_builder *b)
+{
+    int st;
+    b->sampling = 0;
+    if (b->nsmp >= DICT_MIN_BLOCKS && (st = start_dict(b)) != STRATA_OK)
+        return st;
+    const uint8_t *blk = b->smp, *sep = b->seps, *sep_end = b->seps + b->seplen;
+    for (size_t i = 0; i < b->nsmp; i++) {
+        if ((st = write_block(b, blk, b->smp_sizes[i], 1, &b->pend_off, &b->pend_size)) !=
+            STRATA_OK)
+            return st;
+        blk += b->smp_sizes[i];
+        if (i + 1 == b->nsmp && b->pending)
+            break; /* its separator waits for the next key */
+        uint64_t klen = 0;
+        sep = get_varint(sep, sep_end, &klen);
+        if ((st = index_add(b, sep, (size_t)klen, get_u64(sep + klen), b->pend_off,
+                            b->pend_size)) != STRATA_OK)
+            return st;
+        sep += klen + 8;
+    }
+    mem_free(b->smp);
+    mem_free(b->smp_sizes);
+    mem_free(b->seps);
+    b->smp = b->seps = NULL;
+    b->smp_sizes = NULL;
+    b->smplen = b->smpcap = b->nsmp = b->smp_sizes_cap = b->seplen = b->sepcap = 0;
+    return STRATA_OK;
+}
+
+/* Keeps a finished data block's contents as a sample (invariant 6). */
+static int add_sample(struct sst_builder *b, const uint8_t *contents, size_t len)
+{
+    int st = grow(&b->smp, &b->smpcap, b->smplen + len);
+    if (st == STRATA_OK && b->nsmp == b->smp_sizes_cap) {
+        size_t ncap = b->smp_sizes_cap ? b->smp_sizes_cap * 2 : 64;
+        size_t *np = mem_realloc(b->smp_sizes, ncap * sizeof(*np));
+        if (!np)
+            st = ERR_NOMEM();
+        else {
+            b->smp_sizes = np;
+            b->smp_sizes_cap = ncap;
+        }
+    }
     if (st != STRATA_OK)
         return fail(b, st);
-    b->pending = 0;
+    memcpy(b->smp + b->smplen, contents, len);
+    b->smplen += len;
+    b->smp_sizes[b->nsmp++] = len;
     return STRATA_OK;
 }
 
@@ -336,12 +482,17 @@ static int finish_data_block(struct sst_builder *b)
     int st = blk_builder_finish(&b->data, &contents, &len);
     if (st != STRATA_OK)
         return fail(b, st);
-    st = write_block(b, contents, len, 1, &b->pend_off, &b->pend_size);
+    if (b->sampling)
+        st = add_sample(b, contents, len);
+    else
+        st = write_block(b, contents, len, 1, &b->pend_off, &b->pend_size);
     if (st != STRATA_OK)
         return st;
     b->props.data_blocks++;
     b->pending = 1;
     blk_builder_reset(&b->data);
+    if (b->sampling && b->smplen >= DICT_SAMPLE_RATIO * b->o.dict_bytes)
+        return end_sampling(b);
     return STRATA_OK;
 }
 
@@ -468,7 +619,8 @@ uint64_t sst_builder_range_dels(const struct sst_builder *b)
 
 uint64_t sst_builder_size(const struct sst_builder *b)
 {
-    uint64_t n = b->flushed + b->wlen + b->rdlen;
+    /* Samples count raw: the estimate errs on the large side. */
+    uint64_t n = b->flushed + b->wlen + b->smplen + b->rdlen;
     if (b->data.entries)
         n += blk_builder_estimate(&b->data) + SST_BLOCK_TRAILER;
     return n;
@@ -578,6 +730,8 @@ static int write_tail(struct sst_builder *b)
     int st;
     if (b->data.entries && (st = finish_data_block(b)) != STRATA_OK)
         return st;
+    if (b->sampling && (st = end_sampling(b)) != STRATA_OK)
+        return st;
     if (b->pending && (st = add_index_entry(b, NULL, 0)) != STRATA_OK)
         return st;
     struct sst_props *p = &b->props;
@@ -633,9 +787,15 @@ static int write_tail(struct sst_builder *b)
     put_u64(ft + SST_FT_INDEX_SIZE, isize);
     put_u64(ft + SST_FT_PROPS_OFF, poff);
     put_u64(ft + SST_FT_PROPS_SIZE, psize);
-    /* Tables without range tombstones keep the version 1 layout. */
-    put_u32(ft + SST_FT_VERSION, p->range_dels ? SST_FORMAT_VERSION_RD : SST_FORMAT_VERSION);
-    put_u32(ft + SST_FT_FLAGS, 0);
+    /* Tables without range tombstones or a dictionary keep the version 1 layout. */
+    if (b->dict_size) {
+        put_u32(ft + SST_FT_VERSION, SST_FORMAT_VERSION_DICT);
+        put_u32(ft + SST_FT_DICT_SIZE, b->dict_size);
+    } else {
+        put_u32(ft + SST_FT_VERSION,
+                p->range_dels ? SST_FORMAT_VERSION_RD : SST_FORMAT_VERSION);
+        put_u32(ft + SST_FT_FLAGS, 0);
+    }
     put_u64(ft + SST_FT_CHECKSUM, XXH3_64bits(ft, SST_FT_CHECKSUM));
     memcpy(ft + SST_FT_MAGIC, SST_MAGIC, SST_MAGIC_LEN);
     b->wlen += SST_FOOTER_SIZE;

@@ -31,7 +31,7 @@ struct sst_reader {
     int fd;
     uint64_t number;
     struct block_cache *cache; /* may be NULL */
-    uint64_t data_end;         /* data blocks occupy [0, data_end) */
+    uint64_t data_end;         /* data blocks occupy [data_start, data_end) */
     size_t nblocks;
     struct sst_index_entry *index;
     uint8_t *index_keys;
@@ -52,6 +52,12 @@ struct sst_reader {
     uint64_t map_len;
     _Atomic uint64_t *verified;
     atomic_uint_fast64_t block_reads;
+    /* Version 3: the dictionary block (from the mapping or read into
+       dict_block) and zstd's digested form of it, which references it.
+       data_start is where the data blocks begin (0 without a dictionary). */
+    struct bc_entry *dict_block;
+    void *ddict;
+    uint64_t data_start;
     uv_mutex_t dmu; /* guards dpool and dcount */
     void *dpool[SST_DCTX_POOL];
     int dcount;

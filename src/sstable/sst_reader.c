@@ -10,10 +10,12 @@
  * block from the cache (reading and verifying it on a miss) and searches it.
  *
  * INVARIANTS (after a successful open; nothing below changes until close)
- *  1. The file is laid out exactly as doc/table_format.md says: data blocks in
- *     [0, data_end), then filter (if any), index, properties, footer.
+ *  1. The file is laid out exactly as doc/table_format.md says: the
+ *     dictionary (version 3), data blocks in [data_start, data_end), then
+ *     filter (if any), index, properties, footer.
  *  2. index[0..nblocks) are strictly increasing separators whose handles tile
- *     [0, data_end) in order with no gaps: each block is inside the file.
+ *     [data_start, data_end) in order with no gaps: each block is inside the
+ *     file.
  *  3. props passed its consistency checks and props.file_size is the file's
  *     size; props.data_blocks == nblocks, props.data_bytes == data_end.
  *  4. The cache only ever holds blocks whose checksum was verified and whose
@@ -85,9 +87,14 @@ static void give_dctx(struct sst_reader *r, ZSTD_DCtx *d)
     ZSTD_freeDCtx(d);
 }
 
-/* Inflates a zstd block (contents: varint size | frame) into a fresh entry. */
-static int inflate(struct sst_reader *r, const uint8_t *p, size_t n, struct bc_entry **out)
+/* Inflates a zstd block (contents: varint size | frame) of type
+ * SST_TYPE_ZSTD or SST_TYPE_ZSTD_DICT into a fresh entry. */
+static int inflate(struct sst_reader *r, int type, const uint8_t *p, size_t n,
+                   struct bc_entry **out)
 {
+    const ZSTD_DDict *dict = NULL;
+    if (type == SST_TYPE_ZSTD_DICT && !(dict = r->ddict))
+        return ERR_CORRUPTION(); /* a table without a dictionary */
     uint64_t raw;
     const uint8_t *frame = get_varint(p, p + n, &raw);
     if (!frame || raw > SST_MAX_BLOCK_LEN)
@@ -111,7 +118,9 @@ static int inflate(struct sst_reader *r, const uint8_t *p, size_t n, struct bc_e
         block_cache_release(e);
         return ERR_NOMEM();
     }
-    size_t got = ZSTD_decompressDCtx(d, e->data, (size_t)raw, frame, (size_t)(p + n - frame));
+    size_t flen = (size_t)(p + n - frame);
+    size_t got = dict ? ZSTD_decompress_usingDDict(d, e->data, (size_t)raw, frame, flen, dict)
+                      : ZSTD_decompressDCtx(d, e->data, (size_t)raw, frame, flen);
     give_dctx(r, d);
     if (ZSTD_isError(got) || got != raw) {
         block_cache_release(e);
@@ -141,7 +150,8 @@ static int fetch(struct sst_reader *r, uint64_t off, uint64_t size, int verify,
         case SST_TYPE_NONE:
             return (*out = bc_entry_wrap(b, n)) ? STRATA_OK : ERR_NOMEM();
         case SST_TYPE_ZSTD:
-            return inflate(r, b, n, out);
+        case SST_TYPE_ZSTD_DICT:
+            return inflate(r, b[n], b, n, out);
         default:
             return ERR_CORRUPTION();
         }
@@ -159,7 +169,8 @@ static int fetch(struct sst_reader *r, uint64_t off, uint64_t size, int verify,
             *out = e;
             return STRATA_OK;
         case SST_TYPE_ZSTD:
-            st = inflate(r, e->data, n, out);
+        case SST_TYPE_ZSTD_DICT:
+            st = inflate(r, e->data[n], e->data, n, out);
             break;
         default:
             st = ERR_CORRUPTION();
@@ -264,7 +275,9 @@ static int decode_props(const uint8_t *p, size_t n, uint32_t format, struct sst_
     for (int i = 0; i < 10; i++)
         if (!(p = get_varint(p, end, &v[i])))
             return ERR_CORRUPTION();
-    if (v[0] != (format == SST_FORMAT_VERSION_RD ? SST_PROPS_VERSION_RD : SST_PROPS_VERSION))
+    if (format == SST_FORMAT_VERSION_DICT
+            ? v[0] != SST_PROPS_VERSION && v[0] != SST_PROPS_VERSION_RD
+            : v[0] != (format == SST_FORMAT_VERSION_RD ? SST_PROPS_VERSION_RD : SST_PROPS_VERSION))
         return ERR_CORRUPTION();
     struct sst_props pr;
     memset(&pr, 0, sizeof(pr));
@@ -342,7 +355,7 @@ static int decode_index(struct sst_reader *r, const uint8_t *data, size_t len)
         if (!r->index || !r->index_keys)
             st = ERR_NOMEM();
     }
-    uint64_t expect = 0;
+    uint64_t expect = r->data_start;
     size_t i = 0;
     uint8_t *k = r->index_keys;
     if (st == STRATA_OK) {
@@ -419,6 +432,8 @@ static void destroy(struct sst_reader *r)
     mem_free(r->index);
     mem_free(r->index_keys);
     block_cache_release(r->filter_block);
+    ZSTD_freeDDict(r->ddict);
+    block_cache_release(r->dict_block);
     rangedel_set_unref(r->rd);
     mem_free(r->verified);
     if (r->map)
@@ -485,6 +500,40 @@ struct rangedel_set *sst_reader_range_dels(const struct sst_reader *r)
     return r->rd;
 }
 
+/* zstd allocations for the dictionary, noting a failure: zstd reports no
+ * reason when it cannot create a dictionary. */
+static void *dict_alloc(void *oom, size_t n)
+{
+    void *p = mem_alloc(n);
+    if (!p)
+        *(int *)oom = 1;
+    return p;
+}
+
+/* Reads and verifies the dictionary block [0, size) and digests it. The
+ * caller has checked that the block lies in the file. */
+static int load_dict(struct sst_reader *r, uint64_t size)
+{
+    size_t n = (size_t)size;
+    const uint8_t *b = r->map;
+    if (!b) {
+        if (!(r->dict_block = bc_entry_new(n + SST_BLOCK_TRAILER)))
+            return ERR_NOMEM();
+        int st = io_read_exact(r->env, r->fd, r->dict_block->data, n + SST_BLOCK_TRAILER, 0);
+        if (st != STRATA_OK)
+            return st;
+        b = r->dict_block->data;
+    }
+    if (b[n] != SST_TYPE_NONE || XXH3_64bits(b, n + 1) != get_u64(b + n + 1))
+        return ERR_CORRUPTION();
+    int oom = 0;
+    ZSTD_customMem cm = {dict_alloc, zfree, &oom};
+    r->ddict = ZSTD_createDDict_advanced(b, n, ZSTD_dlm_byRef, ZSTD_dct_fullDict, cm);
+    if (!r->ddict)
+        return oom ? ERR_NOMEM() : ERR_CORRUPTION();
+    return STRATA_OK;
+}
+
 /* Footer, layout (invariant 1), properties, range deletions, index, filter. */
 static int load(struct sst_reader *r)
 {
@@ -506,10 +555,18 @@ static int load(struct sst_reader *r)
         return st;
     uint32_t format = get_u32(ft + SST_FT_VERSION);
     if (memcmp(ft + SST_FT_MAGIC, SST_MAGIC, SST_MAGIC_LEN) != 0 ||
-        XXH3_64bits(ft, SST_FT_CHECKSUM) != get_u64(ft + SST_FT_CHECKSUM) ||
-        (format != SST_FORMAT_VERSION && format != SST_FORMAT_VERSION_RD) ||
-        get_u32(ft + SST_FT_FLAGS) != 0)
+        XXH3_64bits(ft, SST_FT_CHECKSUM) != get_u64(ft + SST_FT_CHECKSUM))
         return ERR_CORRUPTION();
+    uint32_t dsz = 0;
+    if (format == SST_FORMAT_VERSION_DICT) {
+        dsz = get_u32(ft + SST_FT_DICT_SIZE);
+        if (dsz == 0 || dsz > SST_MAX_DICT_BYTES)
+            return ERR_CORRUPTION();
+        r->data_start = dsz + SST_BLOCK_TRAILER;
+    } else if ((format != SST_FORMAT_VERSION && format != SST_FORMAT_VERSION_RD) ||
+               get_u32(ft + SST_FT_FLAGS) != 0) {
+        return ERR_CORRUPTION();
+    }
     uint64_t foff = get_u64(ft + SST_FT_FILTER_OFF), fsz = get_u64(ft + SST_FT_FILTER_SIZE);
     uint64_t ioff = get_u64(ft + SST_FT_INDEX_OFF), isz = get_u64(ft + SST_FT_INDEX_SIZE);
     uint64_t poff = get_u64(ft + SST_FT_PROPS_OFF), psz = get_u64(ft + SST_FT_PROPS_SIZE);
@@ -518,6 +575,10 @@ static int load(struct sst_reader *r)
     if (fsz ? !block_ends_at(foff, fsz, ioff) : foff != 0)
         return ERR_CORRUPTION();
     r->data_end = fsz ? foff : ioff;
+    if (r->data_start > r->data_end)
+        return ERR_CORRUPTION();
+    if (dsz && (st = load_dict(r, dsz)) != STRATA_OK)
+        return st;
 
     struct bc_entry *e;
     if ((st = fetch(r, poff, psz, 1, &e)) != STRATA_OK)
@@ -529,7 +590,8 @@ static int load(struct sst_reader *r)
     r->props.file_size = fsize;
     if (r->props.range_dels) {
         /* The range-deletion block ends where the data used to. */
-        if (!block_ends_at(r->props.rd_offset, r->props.rd_size, r->data_end))
+        if (!block_ends_at(r->props.rd_offset, r->props.rd_size, r->data_end) ||
+            r->props.rd_offset < r->data_start)
             return ERR_CORRUPTION();
         r->data_end = r->props.rd_offset;
         if ((st = load_range_dels(r)) != STRATA_OK)

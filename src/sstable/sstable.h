@@ -42,6 +42,8 @@ struct sst_options {
     int bloom_bits_per_key; /* 0 = no filter */
     int compression_level;  /* zstd level, 0 = none; a block is stored raw when
                                compression saves less than 1/8 */
+    size_t dict_bytes;      /* with compression: the most bytes of a zstd
+                               dictionary built for the table, 0 = none */
 };
 
 /* What a table holds; written into its properties block and returned by the

@@ -18,8 +18,9 @@
 #include <stdint.h>
 
 /* File layout, in this order with no gaps:
+ *   dictionary block                 (format version 3 only)
  *   data block 0 .. data block N-1   (each: contents | type | checksum)
- *   range-deletion block             (format version 2 only)
+ *   range-deletion block             (version 2, or 3 with range tombstones)
  *   filter block                     (absent when the footer's filter size is 0)
  *   index block
  *   properties block
@@ -33,8 +34,9 @@
  *    24    8 index block size (u64 LE)
  *    32    8 properties block offset (u64 LE)
  *    40    8 properties block size (u64 LE)
- *    48    4 format version (u32 LE) = SST_FORMAT_VERSION
- *    52    4 flags (u32 LE) = 0
+ *    48    4 format version (u32 LE): 1, 2 or 3
+ *    52    4 versions 1 and 2: flags (u32 LE) = 0; version 3: the dictionary
+ *            block's size (u32 LE), contents only, 1..SST_MAX_DICT_BYTES
  *    56    8 XXH3_64bits of bytes [0, 56) (u64 LE)
  *    64    8 magic "STRATAST" */
 #define SST_MAGIC "STRATAST"
@@ -43,6 +45,12 @@
 /* Version 2: a table with range tombstones. Its properties are version 2 and
    a range-deletion block sits between the data blocks and the filter. */
 #define SST_FORMAT_VERSION_RD 2
+/* Version 3: a table whose data blocks were compressed with a zstd dictionary
+   kept in the table. The dictionary block comes first, at offset 0 (type 0,
+   contents: a zstd dictionary with its entropy tables); the footer's word at
+   offset 52 is its size. Properties are version 1 or 2 (range tombstones). */
+#define SST_FORMAT_VERSION_DICT 3
+#define SST_MAX_DICT_BYTES ((uint32_t)1 << 20)
 #define SST_FOOTER_SIZE 72
 #define SST_FT_FILTER_OFF 0
 #define SST_FT_FILTER_SIZE 8
@@ -52,6 +60,7 @@
 #define SST_FT_PROPS_SIZE 40
 #define SST_FT_VERSION 48
 #define SST_FT_FLAGS 52
+#define SST_FT_DICT_SIZE 52 /* version 3 */
 #define SST_FT_CHECKSUM 56
 #define SST_FT_MAGIC 64
 
@@ -61,6 +70,8 @@
 #define SST_BLOCK_TRAILER 9
 #define SST_TYPE_NONE 0 /* contents are the block itself */
 #define SST_TYPE_ZSTD 1 /* contents: varint uncompressed size | one zstd frame */
+#define SST_TYPE_ZSTD_DICT 2 /* as SST_TYPE_ZSTD, the frame made with the table's
+                                dictionary (version 3 only) */
 
 /* No block's (uncompressed) contents may exceed this; a reader rejects larger
  * claims before allocating. */
@@ -91,7 +102,7 @@
  * largest_trailer. Nothing may follow. */
 #define SST_PROPS_VERSION 1
 
-/* Properties version 2 (format version 2 only): version 1's fields, then
+/* Properties version 2 (format version 2, or 3 with range tombstones): version 1's fields, then
  * varint range_dels (>= 1), varint range-deletion block offset, varint its
  * size (contents only, as a block handle). Nothing may follow.
  *

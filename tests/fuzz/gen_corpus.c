@@ -283,15 +283,19 @@ static void gen_tables(const struct fuzz_template *t)
                                     {"apple", "", 4, 0},
                                     {"apricot", "orange", 5, 1},
                                     {"banana", "yellow", 6, 1}};
-    struct sst_options o = {40, 10, 0};
+    struct sst_options o = {40, 10, 0, 0};
     gen_table("doc-example", &o, doc, 4, 0, 0);
-    o = (struct sst_options){256, 10, 1};
+    o = (struct sst_options){256, 10, 1, 0};
     gen_table("many-zstd", &o, NULL, 0, 300, 0);
-    o = (struct sst_options){4096, 0, 0};
+    /* Format version 3: a dictionary (16 samples of 256 bytes suffice). */
+    o = (struct sst_options){256, 10, 1, 256};
+    gen_table("zstd-dictionary", &o, NULL, 0, 300, 0);
+    gen_table("zstd-dictionary-range-deletes", &o, NULL, 0, 300, 2);
+    o = (struct sst_options){4096, 0, 0, 0};
     gen_table("empty", &o, NULL, 0, 0, 0);
     gen_table("one-no-filter", &o, doc, 1, 0, 0);
     /* Format version 2: range tombstones. */
-    o = (struct sst_options){512, 10, 0};
+    o = (struct sst_options){512, 10, 0, 0};
     gen_table("range-deletes", &o, NULL, 0, 60, 3);
     gen_table("only-range-deletes", &o, NULL, 0, 0, 2);
 
