@@ -453,6 +453,8 @@ START_TEST(bad_options)
     BAD(o.bloom_bits_per_key = 1000);
     BAD(o.compression_level = 99);
     BAD(o.compression_level = -5);
+    BAD(o.compression_dict_bytes = 255);
+    BAD(o.compression_dict_bytes = ((size_t)1 << 20) + 1);
     BAD(o.background_threads = 0);
     BAD(o.l0_compaction_trigger = 0);
     BAD(o.l0_slowdown_trigger = 2);

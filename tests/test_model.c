@@ -1420,6 +1420,9 @@ START_TEST(random_ops_match_model)
     o.compression_level = rnd(&master, 2) ? 1 : 0;
     o.background_threads = 1 + (int)rnd(&master, 4);
     o.block_bytes = (size_t)256 << rnd(&master, 5);
+    /* No dictionary, the smallest, or the default (tables of 8 blocks or
+       more then get one: format version 3). */
+    o.compression_dict_bytes = rnd(&master, 3) == 0 ? 0 : (size_t)256 << 5 * rnd(&master, 2);
     char dir[4200], label[128];
     snprintf(dir, sizeof(dir), "%s/db", base);
     snprintf(label, sizeof(label), "random_ops_match_model seed %" PRIu64, seed);
@@ -1457,11 +1460,12 @@ START_TEST(random_ops_match_model)
     compact_all(rn);
     check_everything(rn);
     fprintf(stderr,
-            "random_ops_match_model: %" PRIu64 " ops in %.1f s (bloom %d, zstd %d, %d threads, "
-            "%zu-byte blocks), %" PRIu64
+            "random_ops_match_model: %" PRIu64 " ops in %.1f s (bloom %d, zstd %d, dictionary %zu, "
+            "%d threads, %zu-byte blocks), %" PRIu64
             " reads compared, %zu keys at the end (max %zu, mean %" PRIu64 "), %" PRIu64
             " compactions since the last open, deepest level used %d\n",
-            nops, now_sec() - t0, o.bloom_bits_per_key, o.compression_level, o.background_threads,
+            nops, now_sec() - t0, o.bloom_bits_per_key, o.compression_level,
+            o.compression_dict_bytes, o.background_threads,
             o.block_bytes, rn->checks, rn->m.n, max_keys, sum_keys / (nops ? nops : 1),
             st.compactions, deepest);
     print_counts(rn);
