@@ -31,6 +31,7 @@ struct bench_config {
     int entries_per_batch;     /* --entries_per_batch: writes per write call */
     int compression;           /* --compression: BENCH_COMPRESSION_* */
     int compression_level;     /* --compression_level (zstd level) */
+    int64_t dict_bytes;        /* --compression_dict_bytes: zstd dictionary per table, 0 = none */
     int bloom_bits;            /* --bloom_bits, 0 = no filter */
     int64_t cache_size;        /* --cache_size, bytes of block cache, 0 = none */
     int64_t write_buffer_size; /* --write_buffer_size, memtable bytes */

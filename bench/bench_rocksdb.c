@@ -89,8 +89,17 @@ static int open_db(const struct bench_config *cfg, const char *path, void **out,
     rocksdb_options_set_level0_stop_writes_trigger(h->options, 36);
     if (cfg->compression == BENCH_COMPRESSION_ZSTD) {
         rocksdb_options_set_compression(h->options, rocksdb_zstd_compression);
-        /* window bits -14 and strategy 0 are RocksDB's defaults; no dictionary. */
-        rocksdb_options_set_compression_options(h->options, -14, cfg->compression_level, 0, 0);
+        /* Window bits -14 and strategy 0 are RocksDB's defaults. The
+           dictionary as strata makes it: dict_bytes at most, statistics and
+           content from 16x as many bytes of samples, no training (zstd's
+           ZDICT_finalizeDictionary, as strata). */
+        rocksdb_options_set_compression_options(h->options, -14, cfg->compression_level, 0,
+                                                (int)cfg->dict_bytes);
+        if (cfg->dict_bytes > 0) {
+            rocksdb_options_set_compression_options_zstd_max_train_bytes(h->options,
+                                                                         (int)(16 * cfg->dict_bytes));
+            rocksdb_options_set_compression_options_use_zstd_dict_trainer(h->options, 0);
+        }
     } else {
         rocksdb_options_set_compression(h->options, rocksdb_no_compression);
     }

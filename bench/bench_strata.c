@@ -62,6 +62,7 @@ static int open_db(const struct bench_config *cfg, const char *path, void **out,
     opts.bloom_bits_per_key = cfg->bloom_bits;
     opts.compression_level =
         cfg->compression == BENCH_COMPRESSION_ZSTD ? cfg->compression_level : 0;
+    opts.compression_dict_bytes = (size_t)cfg->dict_bytes;
     opts.block_cache_bytes = (size_t)cfg->cache_size;
     opts.on_background_error = on_background_error;
     int rc = strata_open(path, &opts, &db);

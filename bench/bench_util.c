@@ -185,7 +185,7 @@ uint64_t bench_now_ns(void)
 }
 
 /* nftw offers no context pointer; the walks run on the main thread only. */
-static uint64_t walk_total, walk_logs;
+static uint64_t walk_total, walk_logs, walk_files, walk_mtime;
 
 static int ends_with(const char *s, const char *tail)
 {
@@ -197,6 +197,10 @@ static int add_size(const char *path, const struct stat *st, int type, struct FT
 {
     if (type == FTW_F && S_ISREG(st->st_mode)) {
         walk_total += (uint64_t)st->st_size;
+        walk_files++;
+        uint64_t m = (uint64_t)st->st_mtim.tv_sec * 1000000000u + (uint64_t)st->st_mtim.tv_nsec;
+        if (m > walk_mtime)
+            walk_mtime = m;
         /* strata's NNNNNN.wal; LevelDB's and RocksDB's NNNNNN.log (not LOG) */
         if (ends_with(path + ftw->base, ".wal") || ends_with(path + ftw->base, ".log"))
             walk_logs += (uint64_t)st->st_size;
@@ -206,12 +210,36 @@ static int add_size(const char *path, const struct stat *st, int type, struct FT
 
 uint64_t bench_dir_bytes(const char *dir, uint64_t *log_bytes)
 {
-    walk_total = walk_logs = 0;
+    walk_total = walk_logs = walk_files = walk_mtime = 0;
     if (nftw(dir, add_size, 16, FTW_PHYS) != 0)
         walk_total = walk_logs = 0;
     if (log_bytes)
         *log_bytes = walk_logs;
     return walk_total;
+}
+
+uint64_t bench_dir_settle(const char *dir, double quiet_s, double max_s, uint64_t *log_bytes,
+                          double *waited_s)
+{
+    double t0 = (double)bench_now_ns() / 1e9, quiet_since = t0;
+    uint64_t total = bench_dir_bytes(dir, log_bytes);
+    uint64_t files = walk_files, mtime = walk_mtime;
+    for (;;) {
+        double now = (double)bench_now_ns() / 1e9;
+        if (now - quiet_since >= quiet_s || now - t0 >= max_s)
+            break;
+        struct timespec pause = {0, 100 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+        uint64_t t = bench_dir_bytes(dir, log_bytes);
+        if (t != total || walk_files != files || walk_mtime != mtime) {
+            total = t;
+            files = walk_files;
+            mtime = walk_mtime;
+            quiet_since = (double)bench_now_ns() / 1e9;
+        }
+    }
+    *waited_s = (double)bench_now_ns() / 1e9 - t0;
+    return total;
 }
 
 static int remove_one(const char *path, const struct stat *st, int type, struct FTW *ftw)

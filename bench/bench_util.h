@@ -76,6 +76,13 @@ uint64_t bench_now_ns(void);
    write-ahead logs (*.wal, *.log): memtables not yet in tables. */
 uint64_t bench_dir_bytes(const char *dir, uint64_t *log_bytes);
 
+/* Waits until no file under dir has changed (size, count, newest mtime) for
+ * quiet_s seconds, polling every 100 ms, at most max_s seconds: the engine's
+ * background flushes and compactions are then done. Returns the bytes then,
+ * the logs' share in *log_bytes and the time waited in *waited_s. */
+uint64_t bench_dir_settle(const char *dir, double quiet_s, double max_s, uint64_t *log_bytes,
+                          double *waited_s);
+
 /* Removes path and everything under it; a missing path is not an error.
    Returns 0 or -1 with errno set. */
 int bench_remove_tree(const char *path);

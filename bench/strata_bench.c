@@ -95,6 +95,7 @@ static struct bench_config cfg = {
     .entries_per_batch = 1,
     .compression = BENCH_COMPRESSION_NONE,
     .compression_level = 3,
+    .dict_bytes = 8192,
     .bloom_bits = 10,
     .cache_size = 8 << 20,
     .write_buffer_size = 4 << 20,
@@ -586,7 +587,7 @@ static const char *note_mark(int eidx)
 
 static void csv_row(const struct bench_engine *eng, const struct bench_def *def,
                     const struct result *res, double ops_per_s, int have_size, uint64_t db_bytes,
-                    uint64_t log_bytes, double wamp)
+                    uint64_t log_bytes, double wamp, uint64_t settled_bytes)
 {
     FILE *f;
     if (csv_path == NULL)
@@ -598,7 +599,7 @@ static void csv_row(const struct bench_engine *eng, const struct bench_def *def,
     }
     if (ftell(f) == 0)
         fprintf(f, "engine,benchmark,num,micros_per_op,mb_per_s,ops_per_s,p50,p99,p999,"
-                   "db_bytes,write_amp,log_bytes\n");
+                   "db_bytes,write_amp,log_bytes,settled_bytes\n");
     fprintf(f, "%s,%s,%" PRId64 ",%.3f,%.3f,%.1f,%.3f,%.3f,%.3f,", eng->name, def->name, res->ops,
             res->ops > 0 ? res->secs * 1e6 / (double)res->ops : 0.0,
             res->secs > 0 ? (double)res->bytes / 1048576.0 / res->secs : 0.0, ops_per_s,
@@ -613,9 +614,9 @@ static void csv_row(const struct bench_engine *eng, const struct bench_def *def,
     else
         fprintf(f, ",");
     if (have_size)
-        fprintf(f, "%" PRIu64 "\n", log_bytes);
+        fprintf(f, "%" PRIu64 ",%" PRIu64 "\n", log_bytes, settled_bytes);
     else
-        fprintf(f, "\n");
+        fprintf(f, ",\n");
     fclose(f);
 }
 
@@ -677,7 +678,7 @@ static int run_benchmark(const struct bench_engine *eng, void *db, const char *p
            bench_hist_percentile(&res.hist, 50), bench_hist_percentile(&res.hist, 99),
            bench_hist_percentile(&res.hist, 99.9));
 
-    uint64_t db_bytes = 0, log_bytes = 0;
+    uint64_t db_bytes = 0, log_bytes = 0, settled = 0;
     double wamp = -1;
     int have_size = 0;
     if (def->flags & F_WRITES) {
@@ -710,10 +711,23 @@ static int run_benchmark(const struct bench_engine *eng, void *db, const char *p
             printf("; write-amp %.3f (db size / user bytes: /proc/self/io unreadable)", wamp);
         }
         printf("\n");
+        /* The size at the end counts whatever compaction had yet to merge, and
+           the faster an engine writes the more that is. So the size once
+           background work is done (nothing under the directory changed for a
+           second) too: the space the data needs. The next benchmark then
+           starts on a settled database, for every engine alike. */
+        uint64_t settled_logs;
+        double waited;
+        fflush(stdout);
+        settled = bench_dir_settle(path, 1.0, 60.0, &settled_logs, &waited);
+        human_size(settled, size, sizeof(size));
+        human_size(settled_logs, logs, sizeof(logs));
+        printf("%-12s   db %s once settled (%s of it logs), after %.1f s\n", "", size, logs,
+               waited);
     }
     fflush(stdout);
     summary[eidx][bidx] = ops_per_s;
-    csv_row(eng, def, &res, ops_per_s, have_size, db_bytes, log_bytes, wamp);
+    csv_row(eng, def, &res, ops_per_s, have_size, db_bytes, log_bytes, wamp, settled);
     return 0;
 }
 
@@ -817,7 +831,8 @@ static void print_header(void)
     printf("            compression %s",
            cfg.compression == BENCH_COMPRESSION_ZSTD ? "zstd" : "none");
     if (cfg.compression == BENCH_COMPRESSION_ZSTD)
-        printf(" level %d", cfg.compression_level);
+        printf(" level %d, dictionary %" PRId64 " bytes per table", cfg.compression_level,
+               cfg.dict_bytes);
     printf(", sync %d, threads %d, entries_per_batch %d, reads %" PRId64 ", seed %" PRIu64 "\n",
            cfg.sync, cfg.threads, cfg.entries_per_batch, cfg.reads, cfg.seed);
     printf("Database:   %s/<engine>%s\n", cfg.db, cfg.use_existing_db ? " (existing)" : "");
@@ -953,6 +968,7 @@ static void usage(FILE *out)
         "  --entries_per_batch=N  writes per write call, > 1 uses batches (1)\n"
         "  --compression=TYPE     none or zstd (none)\n"
         "  --compression_level=N  zstd level (3)\n"
+        "  --compression_dict_bytes=N  zstd dictionary per table, 0 for none (8192)\n"
         "  --bloom_bits=N         bloom filter bits per key, <= 0 for none (10)\n"
         "  --cache_size=N         block cache bytes, 0 for none, < 0 for 8 MiB (8388608)\n"
         "  --write_buffer_size=N  memtable bytes (4194304)\n"
@@ -1115,6 +1131,7 @@ static void parse_flags(int argc, char **argv)
             "entries_per_batch",
             "compression",
             "compression_level",
+            "compression_dict_bytes",
             "bloom_bits",
             "cache_size",
             "write_buffer_size",
@@ -1162,6 +1179,11 @@ static void parse_flags(int argc, char **argv)
                 bad_flag("--compression wants none or zstd, not '%s'%s", val, "");
         } else if (strcmp(name, "compression_level") == 0)
             cfg.compression_level = (int)parse_int(name, val, 1, 22);
+        else if (strcmp(name, "compression_dict_bytes") == 0) {
+            cfg.dict_bytes = parse_int(name, val, 0, 1 << 20);
+            if (cfg.dict_bytes > 0 && cfg.dict_bytes < 256)
+                bad_flag("--compression_dict_bytes wants 0 or 256..1048576, not '%s'%s", val, "");
+        }
         else if (strcmp(name, "bloom_bits") == 0) {
             int64_t b = parse_int(name, val, INT32_MIN, 64);
             cfg.bloom_bits = b < 0 ? 0 : (int)b; /* db_bench: negative = no filter */
