@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "db/db.h"
+#include "sstable/sstable.h"
 #include "strata.h"
 #include "support/testutil.h"
 
@@ -73,6 +74,35 @@ static uint64_t sst_bytes(void)
     }
     closedir(dp);
     return n;
+}
+
+/* Counts the entries of every table in dir: all, and those with sequence 0. */
+static void count_seqs(uint64_t *entries, uint64_t *zero)
+{
+    DIR *dp = opendir(dir);
+    ck_assert_ptr_nonnull(dp);
+    struct dirent *e;
+    char path[4600];
+    *entries = *zero = 0;
+    const struct sst_read_options ro = {1, 0};
+    while ((e = readdir(dp)) != NULL) {
+        size_t l = strlen(e->d_name);
+        if (l <= 4 || strcmp(e->d_name + l - 4, ".sst") != 0)
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        struct sst_reader *r = NULL;
+        ck_assert_int_eq(sst_reader_open(io_posix(), path, 1, NULL, &r), STRATA_OK);
+        struct sst_iter *it = sst_iter_new(r, &ro);
+        ck_assert_ptr_nonnull(it);
+        for (sst_iter_first(it); sst_iter_valid(it); sst_iter_next(it)) {
+            (*entries)++;
+            *zero += sst_iter_trailer(it) >> 8 == 0;
+        }
+        ck_assert_int_eq(sst_iter_status(it), STRATA_OK);
+        sst_iter_free(it);
+        sst_reader_close(r);
+    }
+    closedir(dp);
 }
 
 static int open_fds(void)
@@ -278,12 +308,80 @@ START_TEST(manual_compaction_range)
 }
 END_TEST
 
+/* A compaction writes the newest version of a key with sequence 0 once every
+   reader sees it and nothing lies under it (it compresses to nothing); a
+   version a snapshot still separates from a newer one keeps its sequence,
+   and a later range delete still hides the zeroed values. */
+START_TEST(bottom_values_lose_their_sequence)
+{
+    strata_db *db = open_small((size_t)256 << 10, (size_t)256 << 10, (size_t)1 << 20);
+    char k[17], v[101];
+    for (uint64_t i = 0; i < 5000; i++) {
+        key_of(k, i);
+        value_of(v, i, 1);
+        ck_assert_int_eq(strata_put(db, NULL, k, 16, v, 100), STRATA_OK);
+    }
+    const strata_snapshot *snap = strata_snapshot_new(db);
+    ck_assert_ptr_nonnull(snap);
+    for (uint64_t i = 0; i < 100; i++) {
+        key_of(k, i);
+        value_of(v, i, 2);
+        ck_assert_int_eq(strata_put(db, NULL, k, 16, v, 100), STRATA_OK);
+    }
+    ck_assert_int_eq(strata_compact_range(db, NULL, 0, NULL, 0), STRATA_OK);
+    uint64_t n, zero;
+    count_seqs(&n, &zero);
+    /* Version 2 of keys 0..99 is newer than the snapshot: it keeps its
+       sequence; every other entry (version 1 of all 5000 keys) is zeroed. */
+    ck_assert_uint_eq(n, 5100);
+    ck_assert_uint_eq(zero, 5000);
+    strata_read_options at;
+    strata_read_options_init(&at);
+    at.snapshot = snap;
+    for (uint64_t i = 0; i < 5000; i += 7) {
+        key_of(k, i);
+        value_of(v, i, 1);
+        void *got;
+        size_t glen;
+        ck_assert_int_eq(strata_get(db, &at, k, 16, &got, &glen), STRATA_OK);
+        ck_assert(glen == 100 && memcmp(got, v, 100) == 0);
+        strata_free(got);
+        value_of(v, i, i < 100 ? 2 : 1);
+        ck_assert_int_eq(get_is(db, k, 16, v, 100), STRATA_OK);
+    }
+    strata_snapshot_release(db, snap);
+    ck_assert_int_eq(strata_compact_range(db, NULL, 0, NULL, 0), STRATA_OK);
+    count_seqs(&n, &zero);
+    ck_assert_uint_eq(n, 5000);
+    ck_assert_uint_eq(zero, 5000);
+    /* A range delete is newer than any zeroed value. */
+    char lo[17], hi[17];
+    key_of(lo, 1000);
+    key_of(hi, 2000);
+    ck_assert_int_eq(strata_delete_range(db, NULL, lo, 16, hi, 16), STRATA_OK);
+    for (int round = 0; round < 2; round++) {
+        for (uint64_t i = 900; i < 2100; i += 3) {
+            key_of(k, i);
+            value_of(v, i, 1);
+            ck_assert_int_eq(get_is(db, k, 16, v, 100),
+                             i >= 1000 && i < 2000 ? STRATA_NOTFOUND : STRATA_OK);
+        }
+        ck_assert_int_eq(strata_compact_range(db, NULL, 0, NULL, 0), STRATA_OK);
+    }
+    count_seqs(&n, &zero);
+    ck_assert_uint_eq(n, 4000);
+    ck_assert_int_eq(db_check(db), STRATA_OK);
+    ck_assert_int_eq(strata_close(db), STRATA_OK);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("compaction");
     TCase *tc = tcase_create("levels");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, manual_compaction_range);
+    tcase_add_test(tc, bottom_values_lose_their_sequence);
     tcase_add_test(tc, space_stays_bounded);
     tcase_add_test(tc, random_keys_form_levels);
     suite_add_tcase(s, tc);

@@ -80,6 +80,7 @@ struct compaction *compaction_manual_bottom(struct version *v, int level, const 
 /* Counters a run adds to. */
 struct compaction_stats {
     uint64_t bytes_read, bytes_written, entries_dropped;
+    uint64_t seqs_zeroed; /* values written with sequence 0 (nothing under them) */
 };
 
 /* Runs c: merges its inputs and writes the outputs (numbers from vs, into dir)
