@@ -155,7 +155,8 @@ static uint8_t *rand_key(uint64_t *rng, size_t *klen)
    user keys. */
 static void model_finish(struct model *m)
 {
-    qsort(m->e, m->n, sizeof(*m->e), ent_cmp);
+    if (m->n) /* an empty model has no array: qsort(NULL, 0) is undefined */
+        qsort(m->e, m->n, sizeof(*m->e), ent_cmp);
     size_t w = 0;
     for (size_t i = 0; i < m->n; i++) {
         if (w > 0 && ent_cmp(&m->e[w - 1], &m->e[i]) == 0) {
