@@ -58,10 +58,11 @@ static int run(strata_db *db, struct compaction *c)
     edit_clear(&e);
     infolog_printf(db->log,
                    "compaction L%d->L%d (%s%s): %zu+%zu files, %zu out, read %" PRIu64
-                   ", wrote %" PRIu64 ", dropped %" PRIu64 " entries, %.1f ms: %s",
+                   ", wrote %" PRIu64 ", dropped %" PRIu64 " entries, zeroed %" PRIu64
+                   " sequences, %.1f ms: %s",
                    c->level, c->out_level, c->reason, c->trivial_move ? ", moved" : "", c->nin[0],
                    c->nin[1], outputs, cs.bytes_read, cs.bytes_written, cs.entries_dropped,
-                   (double)(uv_hrtime() - t0) / 1e6, strata_strerror(st));
+                   cs.seqs_zeroed, (double)(uv_hrtime() - t0) / 1e6, strata_strerror(st));
     if (st == STRATA_OK) {
         atomic_fetch_add(&db->st_compactions, 1);
         if (!c->trivial_move) {
