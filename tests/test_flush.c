@@ -165,7 +165,12 @@ START_TEST(many_times_the_memtable)
             "many_times_the_memtable: %ld keys, peak anonymous RSS %ld MiB "
             "(peak RSS with mapped tables %ld MiB)\n",
             n, peak / 1024, ru.ru_maxrss / 1024);
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#if defined(__has_feature) /* clang names its sanitizers this way */
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define FLUSH_TEST_SANITIZED 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__) || defined(FLUSH_TEST_SANITIZED)
     /* sanitizer shadow memory and quarantines inflate RSS: only the plain
        build measures the engine */
 #else

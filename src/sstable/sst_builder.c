@@ -429,20 +429,22 @@ static int end_sampling(struct sst_builder *b)
     b->sampling = 0;
     if (b->nsmp >= DICT_MIN_BLOCKS && (st = start_dict(b)) != STRATA_OK)
         return st;
-    const uint8_t *blk = b->smp, *sep = b->seps, *sep_end = b->seps + b->seplen;
+    /* Offsets, not pointers: smp and seps are NULL when empty (NULL + 0 is
+       undefined behaviour). */
+    size_t at = 0, sat = 0;
     for (size_t i = 0; i < b->nsmp; i++) {
-        if ((st = write_block(b, blk, b->smp_sizes[i], 1, &b->pend_off, &b->pend_size)) !=
-            STRATA_OK)
+        if ((st = write_block(b, b->smp + at, b->smp_sizes[i], 1, &b->pend_off,
+                              &b->pend_size)) != STRATA_OK)
             return st;
-        blk += b->smp_sizes[i];
+        at += b->smp_sizes[i];
         if (i + 1 == b->nsmp && b->pending)
             break; /* its separator waits for the next key */
         uint64_t klen = 0;
-        sep = get_varint(sep, sep_end, &klen);
+        const uint8_t *sep = get_varint(b->seps + sat, b->seps + b->seplen, &klen);
         if ((st = index_add(b, sep, (size_t)klen, get_u64(sep + klen), b->pend_off,
                             b->pend_size)) != STRATA_OK)
             return st;
-        sep += klen + 8;
+        sat = (size_t)(sep - b->seps) + klen + 8;
     }
     mem_free(b->smp);
     mem_free(b->smp_sizes);
