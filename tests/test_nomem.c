@@ -57,11 +57,13 @@ static unsigned long nomem_seen; /* calls that answered NOMEM (or NULL, or READO
 static void setup(void)
 {
     snprintf(base, sizeof(base), "%s", tu_tmpdir("nomem"));
+    mem_count_allocations(1);
 }
 
 static void teardown(void)
 {
     mem_fail_at(0, 0);
+    mem_count_allocations(0);
     tu_rmrf(base);
 }
 
@@ -422,6 +424,28 @@ START_TEST(clean_run_allocates)
 }
 END_TEST
 
+/* Counting is a test hook: off, allocations leave the count alone (it costs
+   nothing shared between threads), on, every one advances it. */
+START_TEST(counting_only_when_asked)
+{
+    char dir[4200];
+    snprintf(dir, sizeof(dir), "%s/counting", base);
+    for (int on = 0; on <= 1; on++) {
+        mem_count_allocations(on);
+        unsigned long before = mem_alloc_count();
+        strata_db *db;
+        ck_assert_int_eq(strata_open(dir, NULL, &db), STRATA_OK);
+        ck_assert_int_eq(strata_put(db, NULL, "k", 1, "v", 1), STRATA_OK);
+        ck_assert_int_eq(strata_close(db), STRATA_OK);
+        if (on)
+            ck_assert_uint_gt(mem_alloc_count(), before);
+        else
+            ck_assert_uint_eq(mem_alloc_count(), before);
+    }
+    tu_rmrf(dir);
+}
+END_TEST
+
 START_TEST(fail_each_allocation)
 {
     struct run_ctx c = {.n = 0, .sticky = 0};
@@ -483,6 +507,7 @@ int main(void)
     TCase *tc = tcase_create("sweep");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, clean_run_allocates);
+    tcase_add_test(tc, counting_only_when_asked);
     tcase_add_test(tc, fail_each_allocation);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

@@ -361,9 +361,7 @@ static int recover(strata_db *db)
         return st;
     }
     edit_clear(&edit);
-    struct version *v = vset_current(db->vs);
-    db->l0_files = (int)v->nfiles[0];
-    version_unref(v);
+    db_set_current(db);
     remove_orphans(db);
     infolog_printf(db->log, "open: %s, last sequence %" PRIu64 ", log %06" PRIu64,
                    created ? "created" : "recovered", last, db->wal_number);
@@ -406,6 +404,8 @@ static void db_free(strata_db *db)
         memtable_unref(db->mem);
     for (int i = 0; i < db->nimm; i++)
         memtable_unref(db->imm[i]);
+    if (db->current)
+        version_unref(db->current);
     vset_close(db->vs);
     block_cache_free(db->cache);
     infolog_close(db->log);
@@ -557,7 +557,8 @@ void db_view_get(strata_db *db, const strata_read_options *ro, struct read_view 
         rv->imm[i] = db->imm[i];
         memtable_ref(rv->imm[i]);
     }
-    rv->v = vset_current(db->vs);
+    rv->v = db->current;
+    version_ref(rv->v);
     rv->seq = ro && ro->snapshot ? ro->snapshot->seq
                                  : atomic_load_explicit(&db->last_seq, memory_order_acquire);
     uv_mutex_unlock(&db->mu);

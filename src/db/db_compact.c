@@ -26,19 +26,28 @@
 #include "util/mem.h"
 #include "util/status.h"
 
+void db_set_current(strata_db *db)
+{
+    struct version *v = vset_current(db->vs);
+    uv_mutex_lock(&db->mu);
+    struct version *old = db->current;
+    db->current = v;
+    db->l0_files = (int)v->nfiles[0];
+    uv_mutex_unlock(&db->mu);
+    if (old)
+        version_unref(old);
+}
+
 int db_apply(strata_db *db, struct version_edit *e)
 {
     uv_mutex_lock(&db->apply_mu);
     int st = vset_apply(db->vs, e, atomic_load(&db->last_seq));
+    /* Still under apply_mu: two appliers must not install their versions in
+       the other order. */
+    if (st == STRATA_OK)
+        db_set_current(db);
     uv_mutex_unlock(&db->apply_mu);
-    if (st != STRATA_OK)
-        return st;
-    struct version *v = vset_current(db->vs);
-    uv_mutex_lock(&db->mu);
-    db->l0_files = (int)v->nfiles[0];
-    uv_mutex_unlock(&db->mu);
-    version_unref(v);
-    return STRATA_OK;
+    return st;
 }
 
 /* Runs c and applies its edit. Called without mu. */

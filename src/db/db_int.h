@@ -83,6 +83,12 @@ struct strata_db {
     uv_thread_t compactor[MAX_COMPACTORS];
     int ncompactors;
     int l0_files; /* (mu) level-0 files of the current version, for write stalls */
+    /* (mu) The version reads start from, with a reference of its own: the
+       version set's current one, copied by db_apply under mu, so that taking a
+       read view costs one lock (not a second, the version set's, inside it).
+       It is replaced before the flusher drops the flushed memtable, so a view
+       never lacks both. NULL before open finishes. */
+    struct version *current;
     /* (mu) strata_compact_range calls waiting for busy files: the workers
        start nothing new meanwhile, so a manual compaction cannot starve. */
     int manual_waiting;
@@ -166,8 +172,11 @@ void db_flusher_stop(strata_db *db);
 /* Compaction (db_compact.c). */
 int db_compactors_start(strata_db *db);
 void db_compactors_stop(strata_db *db);
-/* Applies e under apply_mu and refreshes l0_files. Called without mu. */
+/* Applies e under apply_mu and refreshes current and l0_files. Called without mu. */
 int db_apply(strata_db *db, struct version_edit *e);
+/* Copies the version set's current version to db->current (and l0_files).
+   Under apply_mu (or before any background work starts), takes mu. */
+void db_set_current(strata_db *db);
 /* Waits (mu held) until no flush or compaction is running or due. Test hook. */
 void db_wait_idle_locked(strata_db *db);
 

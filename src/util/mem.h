@@ -21,8 +21,12 @@ char *mem_strdup(const char *s);
    after it fails. n = 0 turns failures off. Process-wide; not for production use. */
 void mem_fail_at(unsigned long n, int sticky);
 
-/* Test hook: allocation calls (mem_alloc, mem_calloc, mem_realloc) made so far by
-   the process, failed ones included, so a test can size a failure sweep. */
+/* Test hook: while on (process-wide, off at start), allocation calls
+   (mem_alloc, mem_calloc, mem_realloc) are counted, failed ones included, so
+   a test can size a failure sweep. */
+void mem_count_allocations(int on);
+
+/* The count so far: allocations made while counting was on. */
 unsigned long mem_alloc_count(void);
 
 #endif

@@ -302,9 +302,11 @@ int fuzz_failing_allocs;
 
 void fuzz_with_alloc_failures(void (*fn)(void *ctx), void *ctx, uint64_t seed)
 {
+    mem_count_allocations(1);
     unsigned long before = mem_alloc_count();
     fn(ctx);
     unsigned long used = mem_alloc_count() - before;
+    mem_count_allocations(0);
     if (used == 0 || (seed & 3) != 0)
         return;
     unsigned long k = 1 + (unsigned long)((seed >> 2) % used);
