@@ -73,11 +73,12 @@ struct io_env {
     int (*map)(io_env *env, int fd, uint64_t size, const void **addr);
     void (*unmap)(io_env *env, const void *addr, uint64_t size);
     /* Optional (NULL: not offered, callers pwrite): maps [off, off + len) of
-       fd (open for writing; off a multiple of IO_MAP_ALIGN, the range inside
-       the file) read-write and shared, so that bytes stored through it are
-       the file's bytes in the page cache exactly as if pwrite had put them
-       there: a process crash keeps them, sync makes them durable. Released
-       with unmap. */
+       fd (open for writing; off a multiple of IO_MAP_ALIGN) read-write and
+       shared, so that bytes stored through it are the file's bytes in the
+       page cache exactly as if pwrite had put them there: a process crash
+       keeps them, sync makes them durable. The range may run past the end of
+       the file; stores may only go to bytes inside it (given blocks by
+       allocate). Released with unmap. */
     int (*map_write)(io_env *env, int fd, uint64_t off, uint64_t len, void **addr);
     /* Optional, with map_write: gives [off, off + len) of fd disk blocks now,
        growing the file (with zeros) as needed, so that later stores into the
