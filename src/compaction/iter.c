@@ -15,6 +15,8 @@
  *    step of the top child correct.
  * 3. After any child reports an error, the merge is invalid and its status is
  *    that error: a merge never skips entries silently.
+ * 4. pos[i] holds child i's current key and trailer whenever i is in the heap
+ *    (loaded after every move of child i that leaves it valid).
  *
  * Direction changes (the only place children are repositioned mid-scan):
  *
@@ -259,9 +261,19 @@ struct iter *iter_memtable(struct memtable *m)
 
 /* ------------------------------------------------------------------ merging */
 
+/* A child's current entry, read once each time the child moves: a heap
+   step compares entries two or four times, and each read through a table
+   child is a chain of three or four calls (level, table, block iterator). */
+struct merge_pos {
+    const void *key;
+    size_t klen;
+    uint64_t trailer;
+};
+
 struct merge_iter {
     struct iter base;
     struct iter **child;
+    struct merge_pos *pos; /* invariant 4 */
     size_t n;
     size_t *heap; /* child indexes */
     size_t nheap;
@@ -272,12 +284,19 @@ struct merge_iter {
 #define GI(x) ((struct merge_iter *)(x))
 #define CGI(x) ((const struct merge_iter *)(x))
 
+/* Invariant 4: pos[i] is child i's current entry while it is in the heap. */
+static void load(struct merge_iter *g, size_t i)
+{
+    struct merge_pos *p = &g->pos[i];
+    p->key = iter_key(g->child[i], &p->klen);
+    p->trailer = iter_trailer(g->child[i]);
+}
+
 /* a < b in (internal key, child index) order */
 static int before(const struct merge_iter *g, size_t a, size_t b)
 {
-    size_t alen, blen;
-    const void *ak = iter_key(g->child[a], &alen), *bk = iter_key(g->child[b], &blen);
-    int c = ikey_compare(ak, alen, iter_trailer(g->child[a]), bk, blen, iter_trailer(g->child[b]));
+    const struct merge_pos *pa = &g->pos[a], *pb = &g->pos[b];
+    int c = ikey_compare(pa->key, pa->klen, pa->trailer, pb->key, pb->klen, pb->trailer);
     return c < 0 || (c == 0 && a < b);
 }
 
@@ -326,8 +345,10 @@ static void rebuild(struct merge_iter *g)
     g->nheap = 0;
     for (size_t i = 0; i < g->n; i++) {
         note_status(g, g->child[i]);
-        if (iter_valid(g->child[i]))
+        if (iter_valid(g->child[i])) {
+            load(g, i);
             g->heap[g->nheap++] = i;
+        }
     }
     for (size_t i = g->nheap / 2; i-- > 0;) {
         if (g->backward)
@@ -444,7 +465,9 @@ static void g_next(struct iter *it)
     }
     struct iter *top = g->child[g->heap[0]];
     iter_next(top);
-    if (!iter_valid(top)) {
+    if (iter_valid(top)) {
+        load(g, g->heap[0]);
+    } else {
         note_status(g, top);
         g->heap[0] = g->heap[--g->nheap];
     }
@@ -463,7 +486,9 @@ static void g_prev(struct iter *it)
     }
     struct iter *top = g->child[g->heap[0]];
     iter_prev(top);
-    if (!iter_valid(top)) {
+    if (iter_valid(top)) {
+        load(g, g->heap[0]);
+    } else {
         note_status(g, top);
         g->heap[0] = g->heap[--g->nheap];
     }
@@ -473,11 +498,13 @@ static void g_prev(struct iter *it)
 
 static const void *g_key(const struct iter *it, size_t *klen)
 {
-    return iter_key(CGI(it)->child[CGI(it)->heap[0]], klen);
+    const struct merge_pos *p = &CGI(it)->pos[CGI(it)->heap[0]];
+    *klen = p->klen;
+    return p->key;
 }
 static uint64_t g_trailer(const struct iter *it)
 {
-    return iter_trailer(CGI(it)->child[CGI(it)->heap[0]]);
+    return CGI(it)->pos[CGI(it)->heap[0]].trailer;
 }
 static const void *g_value(const struct iter *it, size_t *vlen)
 {
@@ -493,6 +520,7 @@ static void g_destroy(struct iter *it)
     for (size_t i = 0; i < g->n; i++)
         iter_free(g->child[i]);
     mem_free(g->child);
+    mem_free(g->pos);
     mem_free(g->heap);
     mem_free(g);
 }
@@ -517,13 +545,15 @@ struct iter *iter_merge(struct iter **children, size_t n)
     struct merge_iter *g = mem_calloc(1, sizeof(*g));
     if (g) {
         g->child = mem_alloc((n ? n : 1) * sizeof(*g->child));
+        g->pos = mem_alloc((n ? n : 1) * sizeof(*g->pos));
         g->heap = mem_alloc((n ? n : 1) * sizeof(*g->heap));
     }
-    if (!g || !g->child || !g->heap) {
+    if (!g || !g->child || !g->pos || !g->heap) {
         for (size_t i = 0; i < n; i++)
             iter_free(children[i]);
         if (g) {
             mem_free(g->child);
+            mem_free(g->pos);
             mem_free(g->heap);
             mem_free(g);
         }
