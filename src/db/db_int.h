@@ -63,6 +63,12 @@ struct strata_db {
 
     uv_mutex_t mu;
     struct writer *head, *tail;          /* (mu) the queue; head is the leader */
+    /* Group commit for FSYNC writers (db_write.c, "Waiting for followers"):
+       join_cv wakes a leader waiting for writers to queue behind it. */
+    uv_cond_t join_cv;
+    int leader_waiting;      /* (mu) a leader waits on join_cv */
+    int last_sync_group;     /* (mu) FSYNC writers that wanted the last fdatasync */
+    uint64_t sync_ns;        /* (leader) a moving average of the log's fdatasync time */
     struct memtable *mem;                /* (mu) the active memtable, logged in wal_number */
     struct memtable *imm[MAX_IMMUTABLE]; /* (mu) oldest first */
     uint64_t imm_log[MAX_IMMUTABLE];     /* (mu) the log each one was written to */
