@@ -248,7 +248,9 @@ static int commit(strata_db *db, enum writer_kind kind, strata_batch *b, int dur
     else
         db->head = &w;
     db->tail = &w;
-    if (db->leader_waiting)
+    /* The waiting leader is woken once, when its target is reached (each
+       wake-up is a context switch on the cores the members need). */
+    if (db->leader_waiting && queued_sync_writers(db->head) >= db->last_sync_group)
         uv_cond_signal(&db->join_cv);
     while (!w.done && db->head != &w)
         uv_cond_wait(&w.cv, &db->mu);
