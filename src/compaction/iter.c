@@ -274,6 +274,7 @@ struct merge_iter {
     struct iter base;
     struct iter **child;
     struct merge_pos *pos; /* invariant 4 */
+    uint64_t *below;       /* every sequence of child i is < below[i] */
     size_t n;
     size_t *heap; /* child indexes */
     size_t nheap;
@@ -521,8 +522,46 @@ static void g_destroy(struct iter *it)
         iter_free(g->child[i]);
     mem_free(g->child);
     mem_free(g->pos);
+    mem_free(g->below);
     mem_free(g->heap);
     mem_free(g);
+}
+
+static const struct iter_ops merge_ops;
+
+void iter_merge_set_seq_bound(struct iter *m, size_t i, uint64_t below)
+{
+    if (m && m->ops == &merge_ops && i < GI(m)->n)
+        GI(m)->below[i] = below;
+}
+
+int iter_merge_skip_child(struct iter *m, uint64_t seq, const void *key, size_t klen)
+{
+    if (!m || m->ops != &merge_ops || !g_valid(m))
+        return 0;
+    struct merge_iter *g = GI(m);
+    size_t c = g->heap[0];
+    if (g->below[c] > seq)
+        return 0; /* the child may hold a version newer than the tombstone */
+    struct iter *ch = g->child[c];
+    uint64_t first = ikey_trailer(SEQ_MAX, KIND_MAX); /* sorts first among key's versions */
+    if (g->backward)
+        iter_seek_for_prev(ch, key, klen, first);
+    else
+        iter_seek(ch, key, klen, first);
+    if (iter_valid(ch)) {
+        load(g, c);
+    } else {
+        note_status(g, ch);
+        g->heap[0] = g->heap[--g->nheap];
+    }
+    if (g->nheap) {
+        if (g->backward)
+            sift_down_max(g, 0);
+        else
+            sift_down(g, 0);
+    }
+    return 1;
 }
 
 static const struct iter_ops merge_ops = {
@@ -546,14 +585,16 @@ struct iter *iter_merge(struct iter **children, size_t n)
     if (g) {
         g->child = mem_alloc((n ? n : 1) * sizeof(*g->child));
         g->pos = mem_alloc((n ? n : 1) * sizeof(*g->pos));
+        g->below = mem_alloc((n ? n : 1) * sizeof(*g->below));
         g->heap = mem_alloc((n ? n : 1) * sizeof(*g->heap));
     }
-    if (!g || !g->child || !g->pos || !g->heap) {
+    if (!g || !g->child || !g->pos || !g->below || !g->heap) {
         for (size_t i = 0; i < n; i++)
             iter_free(children[i]);
         if (g) {
             mem_free(g->child);
             mem_free(g->pos);
+            mem_free(g->below);
             mem_free(g->heap);
             mem_free(g);
         }
@@ -562,6 +603,8 @@ struct iter *iter_merge(struct iter **children, size_t n)
     g->base.ops = &merge_ops;
     if (n)
         memcpy(g->child, children, n * sizeof(*children));
+    for (size_t i = 0; i < n; i++)
+        g->below[i] = UINT64_MAX; /* nothing known */
     g->n = n;
     g->status = STRATA_OK;
     return &g->base;

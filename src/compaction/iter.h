@@ -116,4 +116,19 @@ struct iter *iter_memtable(struct memtable *m);
  * of memory. */
 struct iter *iter_merge(struct iter **children, size_t n);
 
+/* Tells merge m that every entry of child i has a sequence number below
+ * below (by default nothing is known of a child). */
+void iter_merge_set_seq_bound(struct iter *m, size_t i, uint64_t below);
+
+/* Steps over the entries a range tombstone hides, a child at a time: when the
+ * child holding the current entry has only sequences below seq (the
+ * tombstone's), moves that child forward to its first entry with user key >=
+ * key (the fragment's end), or, moving backward, to its last entry with user
+ * key < key (the fragment's begin), and returns 1: the merge is at its new
+ * current entry. The caller must know that the child's entries between the
+ * current one and key are covered (a fragment at seq holds both). Otherwise
+ * returns 0 and does nothing. The skipped entries are gone for this scan
+ * direction; a change of direction repositions every child by seeking. */
+int iter_merge_skip_child(struct iter *m, uint64_t seq, const void *key, size_t klen);
+
 #endif

@@ -64,6 +64,10 @@ int db_wait_idle(strata_db *db);
    STRATA_OK or STRATA_CORRUPTION. */
 int db_check(strata_db *db);
 
+/* Test hook: merge entries an iterator has looked at so far (a fragment
+   skipped with a seek counts as one). */
+uint64_t db_iter_examined(const strata_iter *it);
+
 /* Checks options; STRATA_OK or STRATA_INVALID (reason in *why). */
 int db_options_check(const strata_options *o, const char **why);
 

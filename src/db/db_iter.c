@@ -46,7 +46,13 @@ struct strata_iter {
     int has_lower, has_upper;
     struct buf saved_key, saved_val;
     int dir, valid, status;
+    uint64_t examined; /* db_iter_examined */
 };
+
+uint64_t db_iter_examined(const strata_iter *it)
+{
+    return it->examined;
+}
 
 static int buf_set(struct buf *b, const void *p, size_t n)
 {
@@ -81,38 +87,63 @@ static int above_lower(const strata_iter *it, const void *k, size_t n)
 }
 
 /* Whether a range tombstone of the view newer than seq (and visible at the
-   view's sequence) covers key. */
-static int covered(const strata_iter *it, const void *k, size_t n, uint64_t seq)
+   view's sequence) covers key; if so, *f is the fragment holding the newest
+   such tombstone and *fseq that tombstone's sequence. */
+static int covered(const strata_iter *it, const void *k, size_t n, uint64_t seq,
+                   const struct rangedel_frag **f, uint64_t *fseq)
 {
-    for (int i = 0; i < it->nrd; i++)
-        if (seq < rangedel_set_max_covering(it->rd[i], k, n, it->rv.seq))
-            return 1;
-    return 0;
+    int found = 0;
+    for (int i = 0; i < it->nrd; i++) {
+        int inside;
+        size_t j = rangedel_set_find(it->rd[i], k, n, &inside);
+        if (!inside)
+            continue;
+        const struct rangedel_frag *fr = &it->rd[i]->frags[j];
+        uint64_t s = rangedel_frag_max_seq(fr, it->rv.seq);
+        if (s > seq && (!found || s > *fseq)) {
+            *f = fr;
+            *fseq = s;
+            found = 1;
+        }
+    }
+    return found;
 }
 
 /* Forward from the merge's position to the next visible put; skipping hides
    entries of saved_key (the key just left or just deleted). A version a range
    tombstone covers counts as deleted: every older version is covered too.
-   (Covered entries are stepped over one by one; compaction removes them.) */
+   When the covered entry's child holds nothing as new as the tombstone, that
+   child jumps to the fragment's end (iter_merge_skip_child): a deleted range
+   costs a seek per child, not a step per entry. */
 static void find_next(strata_iter *it, int skipping)
 {
     struct iter *m = it->m;
-    for (; iter_valid(m); iter_next(m)) {
+    while (iter_valid(m)) {
+        it->examined++;
         size_t n;
         const void *k = iter_key(m, &n);
         uint64_t t = iter_trailer(m);
-        if (trailer_seq(t) > it->rv.seq)
-            continue; /* written after the view */
+        if (trailer_seq(t) > it->rv.seq) {
+            iter_next(m); /* written after the view */
+            continue;
+        }
         if (!below_upper(it, k, n))
             break;
-        if (skipping && ukey_compare(k, n, it->saved_key.p, it->saved_key.len) == 0)
-            continue; /* an older version of a key already decided */
-        if (trailer_kind(t) == KIND_DELETE || covered(it, k, n, trailer_seq(t))) {
+        if (skipping && ukey_compare(k, n, it->saved_key.p, it->saved_key.len) == 0) {
+            iter_next(m); /* an older version of a key already decided */
+            continue;
+        }
+        const struct rangedel_frag *f = NULL;
+        uint64_t fseq = 0;
+        int deleted = trailer_kind(t) == KIND_DELETE;
+        if (deleted || covered(it, k, n, trailer_seq(t), &f, &fseq)) {
             if (buf_set(&it->saved_key, k, n) != STRATA_OK) {
                 fail(it, STRATA_NOMEM);
                 return;
             }
             skipping = 1;
+            if (deleted || !iter_merge_skip_child(m, fseq, f->end, f->elen))
+                iter_next(m);
             continue;
         }
         it->valid = 1;
@@ -129,18 +160,28 @@ static void find_prev(strata_iter *it)
 {
     struct iter *m = it->m;
     int have = 0; /* saved_* hold a visible put of the key being passed */
-    for (; iter_valid(m); iter_prev(m)) {
+    while (iter_valid(m)) {
+        it->examined++;
         size_t n;
         const void *k = iter_key(m, &n);
         uint64_t t = iter_trailer(m);
-        if (trailer_seq(t) > it->rv.seq)
+        if (trailer_seq(t) > it->rv.seq) {
+            iter_prev(m);
             continue;
+        }
         if (have && ukey_compare(k, n, it->saved_key.p, it->saved_key.len) < 0)
             break; /* a smaller key: the saved one is the answer */
         if (!above_lower(it, k, n))
             break;
-        if (trailer_kind(t) == KIND_DELETE || covered(it, k, n, trailer_seq(t))) {
+        const struct rangedel_frag *f = NULL;
+        uint64_t fseq = 0;
+        int deleted = trailer_kind(t) == KIND_DELETE;
+        if (deleted || covered(it, k, n, trailer_seq(t), &f, &fseq)) {
             have = 0; /* this newer version hides what was saved */
+            /* The child's entries from the fragment's begin up to here are
+               all covered: it may jump below the begin at once. */
+            if (deleted || !iter_merge_skip_child(m, fseq, f->begin, f->blen))
+                iter_prev(m);
             continue;
         }
         size_t vn;
@@ -151,6 +192,7 @@ static void find_prev(strata_iter *it)
             return;
         }
         have = 1;
+        iter_prev(m);
     }
     if (iter_status(m) != STRATA_OK) {
         fail(it, iter_status(m));
@@ -222,39 +264,60 @@ static int build_merge(strata_iter *it, const strata_read_options *ro)
     struct iter **ch = mem_alloc(cap * sizeof(*ch));
     if (!ch)
         return ERR_NOMEM();
+    uint64_t *below = mem_alloc(cap * sizeof(*below)); /* each child's sequence bound */
+    if (!below) {
+        mem_free(ch);
+        return ERR_NOMEM();
+    }
     size_t n = 0;
     int st = STRATA_OK;
     struct sst_read_options so = {.verify_checksums = ro->verify_checksums,
                                   .fill_cache = ro->fill_cache};
+    below[n] = UINT64_MAX; /* a memtable: not known */
     if (!(ch[n++] = iter_memtable(it->rv.mem)))
         st = ERR_NOMEM();
-    for (int i = it->rv.nimm - 1; st == STRATA_OK && i >= 0; i--)
+    for (int i = it->rv.nimm - 1; st == STRATA_OK && i >= 0; i--) {
+        below[n] = UINT64_MAX;
         if (!(ch[n++] = iter_memtable(it->rv.imm[i])))
             st = ERR_NOMEM();
+    }
     /* Tables outside the bounds are never opened for this scan. Level 0's
        tables may overlap: one child each. A deeper level is one sorted run:
        one child that opens its tables one at a time. */
-    for (size_t i = 0; st == STRATA_OK && i < v->nfiles[0]; i++)
-        if (overlaps_bounds(it, v->files[0][i]) &&
-            !(ch[n++] = iter_table(v->files[0][i]->reader, &so)))
+    for (size_t i = 0; st == STRATA_OK && i < v->nfiles[0]; i++) {
+        if (!overlaps_bounds(it, v->files[0][i]))
+            continue;
+        below[n] = v->files[0][i]->max_seq + 1;
+        if (!(ch[n++] = iter_table(v->files[0][i]->reader, &so)))
             st = ERR_NOMEM();
+    }
     for (int l = 1; st == STRATA_OK && l < NUM_LEVELS; l++) {
         size_t from = 0, to = v->nfiles[l];
         while (from < to && !overlaps_bounds(it, v->files[l][from]))
             from++;
         while (to > from && !overlaps_bounds(it, v->files[l][to - 1]))
             to--;
-        if (from < to && !(ch[n++] = iter_level(v->files[l] + from, to - from, &so)))
+        if (from == to)
+            continue;
+        below[n] = 0;
+        for (size_t i = from; i < to; i++)
+            if (v->files[l][i]->max_seq + 1 > below[n])
+                below[n] = v->files[l][i]->max_seq + 1;
+        if (!(ch[n++] = iter_level(v->files[l] + from, to - from, &so)))
             st = ERR_NOMEM();
     }
     if (st != STRATA_OK) {
         for (size_t i = 0; i + 1 < n; i++)
             iter_free(ch[i]);
         mem_free(ch);
+        mem_free(below);
         return st;
     }
     it->m = iter_merge(ch, n); /* takes the children, also on failure */
     mem_free(ch);
+    for (size_t i = 0; it->m && i < n; i++)
+        iter_merge_set_seq_bound(it->m, i, below[i]);
+    mem_free(below);
     return it->m ? STRATA_OK : ERR_NOMEM();
 }
 
