@@ -188,11 +188,13 @@ static void lead(strata_db *db, struct writer *leader)
     /* Room first: a full memtable becomes immutable (or the leader stalls). */
     int st = db_make_room(db, leader->kind == WRITER_FLUSH);
     struct writer *last = pick_group(leader);
-    int group_syncs = 0;
-    for (struct writer *w = leader; needs_sync(leader); w = w->next) {
-        group_syncs += w->kind == WRITER_BATCH && needs_sync(w);
-        if (w == last)
-            break;
+    int group_syncs = 0; /* FSYNC writers in the group (none unless the leader is one) */
+    if (needs_sync(leader)) {
+        for (struct writer *w = leader;; w = w->next) {
+            group_syncs += w->kind == WRITER_BATCH && needs_sync(w);
+            if (w == last)
+                break;
+        }
     }
     struct memtable *mem = db->mem;
     uint64_t seq = 0;
