@@ -535,10 +535,11 @@ void iter_merge_set_seq_bound(struct iter *m, size_t i, uint64_t below)
         GI(m)->below[i] = below;
 }
 
-int iter_merge_skip_child(struct iter *m, uint64_t seq, const void *key, size_t klen)
+int iter_merge_skip_child(struct iter *m, int backward, uint64_t seq, const void *key,
+                          size_t klen)
 {
-    if (!m || m->ops != &merge_ops || !g_valid(m))
-        return 0;
+    if (!m || m->ops != &merge_ops || !g_valid(m) || GI(m)->backward != !!backward)
+        return 0; /* a jump the wrong way could land where it started */
     struct merge_iter *g = GI(m);
     size_t c = g->heap[0];
     if (g->below[c] > seq)

@@ -128,7 +128,10 @@ void iter_merge_set_seq_bound(struct iter *m, size_t i, uint64_t below);
  * current entry. The caller must know that the child's entries between the
  * current one and key are covered (a fragment at seq holds both). Otherwise
  * returns 0 and does nothing. The skipped entries are gone for this scan
- * direction; a change of direction repositions every child by seeking. */
-int iter_merge_skip_child(struct iter *m, uint64_t seq, const void *key, size_t klen);
+ * direction; a change of direction repositions every child by seeking.
+ * backward says which way the caller is moving; if the merge is not moving
+ * that way, nothing is done (0). */
+int iter_merge_skip_child(struct iter *m, int backward, uint64_t seq, const void *key,
+                          size_t klen);
 
 #endif

@@ -142,7 +142,7 @@ static void find_next(strata_iter *it, int skipping)
                 return;
             }
             skipping = 1;
-            if (deleted || !iter_merge_skip_child(m, fseq, f->end, f->elen))
+            if (deleted || !iter_merge_skip_child(m, 0, fseq, f->end, f->elen))
                 iter_next(m);
             continue;
         }
@@ -180,7 +180,7 @@ static void find_prev(strata_iter *it)
             have = 0; /* this newer version hides what was saved */
             /* The child's entries from the fragment's begin up to here are
                all covered: it may jump below the begin at once. */
-            if (deleted || !iter_merge_skip_child(m, fseq, f->begin, f->blen))
+            if (deleted || !iter_merge_skip_child(m, 1, fseq, f->begin, f->blen))
                 iter_prev(m);
             continue;
         }
