@@ -43,6 +43,17 @@ static void value_of(char *v, uint64_t i, int version)
         v[j] = (char)('a' + (i * 7 + (uint64_t)j + (uint64_t)version) % 26);
 }
 
+/* Puts keys [0, n) with their values of this version. */
+static void put_keys(strata_db *db, uint64_t n, int version)
+{
+    char k[17], v[101];
+    for (uint64_t i = 0; i < n; i++) {
+        key_of(k, i);
+        value_of(v, i, version);
+        ck_assert_int_eq(strata_put(db, NULL, k, 16, v, 100), STRATA_OK);
+    }
+}
+
 static int get_is(strata_db *db, const char *key, size_t klen, const char *want, size_t wlen)
 {
     void *v;
@@ -268,11 +279,7 @@ START_TEST(manual_compaction_range)
 {
     strata_db *db = open_small((size_t)256 << 10, (size_t)256 << 10, (size_t)1 << 20);
     char k[17], v[101];
-    for (uint64_t i = 0; i < 20000; i++) {
-        key_of(k, i);
-        value_of(v, i, 1);
-        ck_assert_int_eq(strata_put(db, NULL, k, 16, v, 100), STRATA_OK);
-    }
+    put_keys(db, 20000, 1);
     for (uint64_t i = 0; i < 20000; i += 2) {
         key_of(k, i);
         ck_assert_int_eq(strata_delete(db, NULL, k, 16), STRATA_OK);
@@ -316,18 +323,10 @@ START_TEST(bottom_values_lose_their_sequence)
 {
     strata_db *db = open_small((size_t)256 << 10, (size_t)256 << 10, (size_t)1 << 20);
     char k[17], v[101];
-    for (uint64_t i = 0; i < 5000; i++) {
-        key_of(k, i);
-        value_of(v, i, 1);
-        ck_assert_int_eq(strata_put(db, NULL, k, 16, v, 100), STRATA_OK);
-    }
+    put_keys(db, 5000, 1);
     const strata_snapshot *snap = strata_snapshot_new(db);
     ck_assert_ptr_nonnull(snap);
-    for (uint64_t i = 0; i < 100; i++) {
-        key_of(k, i);
-        value_of(v, i, 2);
-        ck_assert_int_eq(strata_put(db, NULL, k, 16, v, 100), STRATA_OK);
-    }
+    put_keys(db, 100, 2);
     ck_assert_int_eq(strata_compact_range(db, NULL, 0, NULL, 0), STRATA_OK);
     uint64_t n, zero;
     count_seqs(&n, &zero);

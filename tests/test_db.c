@@ -853,50 +853,49 @@ START_TEST(stress_with_compactions)
 }
 END_TEST
 
-START_TEST(group_commit_shares_fsyncs)
+/* 4 threads each making per_thread FSYNC writes on a disk whose fdatasync
+   takes sync_us (so groups form whatever the real disk, or tmpfs, does);
+   returns the stats after them. */
+static strata_stats fsync_writers(int sync_us, int per_thread)
 {
-    /* 4 threads each doing FSYNC writes: groups must form, so there are fewer
-       fdatasyncs than writes (the throughput gain is measured by the bench). */
-    /* a disk whose fdatasync takes 1 ms, so groups form whatever the real
-       disk (or tmpfs) does */
     struct fault_env slow;
     fault_env_init(&slow, NULL);
-    atomic_store(&slow.sync_delay_us, 1000);
+    atomic_store(&slow.sync_delay_us, sync_us);
     strata_db *db;
     ck_assert_int_eq(db_open(dir, NULL, &slow.env, &db), STRATA_OK);
-    run_threads(db, 4, 200, STRATA_DURABLE_FSYNC, 0);
+    run_threads(db, 4, per_thread, STRATA_DURABLE_FSYNC, 0);
     strata_stats st;
     strata_stats_get(db, &st);
+    ck_assert_int_eq(strata_close(db), STRATA_OK);
+    return st;
+}
+
+START_TEST(group_commit_shares_fsyncs)
+{
+    /* Groups must form, so there are fewer fdatasyncs than writes (the
+       throughput gain is measured by the bench). */
+    strata_stats st = fsync_writers(1000, 200);
     ck_assert_uint_eq(st.writes, 800);
     ck_assert_uint_eq(st.wal_records, 800);
     ck_assert_uint_lt(st.write_groups, 800);
     ck_assert_uint_le(st.wal_syncs, st.write_groups);
     ck_assert_uint_lt(st.wal_syncs, 800);
-    ck_assert_int_eq(strata_close(db), STRATA_OK);
 }
 END_TEST
 
 START_TEST(group_commit_waits_for_followers)
 {
-    /* 4 threads of FSYNC writes on a disk whose fdatasync takes 4 ms. Without
-       the leader's wait the groups alternate between 1 writer and 3 (the
-       members of a group are woken together and the first one back leads
-       alone): 2 writes per fdatasync. With it nearly every group holds all 4;
-       at least 3 per fdatasync on average leaves room for a slow wake-up. */
-    struct fault_env slow;
-    fault_env_init(&slow, NULL);
-    atomic_store(&slow.sync_delay_us, 4000);
-    strata_db *db;
-    ck_assert_int_eq(db_open(dir, NULL, &slow.env, &db), STRATA_OK);
-    run_threads(db, 4, 100, STRATA_DURABLE_FSYNC, 0);
-    strata_stats st;
-    strata_stats_get(db, &st);
+    /* With a 4 ms fdatasync. Without the leader's wait the groups alternate
+       between 1 writer and 3 (the members of a group are woken together and
+       the first one back leads alone): 2 writes per fdatasync. With it nearly
+       every group holds all 4; at least 3 per fdatasync on average leaves
+       room for a slow wake-up. */
+    strata_stats st = fsync_writers(4000, 100);
     ck_assert_uint_eq(st.writes, 400);
     fprintf(stderr, "group_commit_waits_for_followers: %llu fdatasyncs for 400 writes\n",
             (unsigned long long)st.wal_syncs);
     ck_assert_msg(st.wal_syncs * 3 <= 400, "%llu fdatasyncs for 400 writes",
                   (unsigned long long)st.wal_syncs);
-    ck_assert_int_eq(strata_close(db), STRATA_OK);
 }
 END_TEST
 

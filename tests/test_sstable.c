@@ -452,29 +452,43 @@ static struct layout read_layout(const char *path)
 
 /* Stores the type byte of every data block (found through the index block)
    in types[0..cap) and returns the number of data blocks. */
+/* The data block handles that the index of table image b (laid out as l)
+   lists: the first cap into off[] and size[]; returns how many there are. */
+static size_t index_handles(const uint8_t *b, const struct layout *l, uint64_t *off,
+                            uint64_t *size, size_t cap)
+{
+    struct blk blk;
+    ck_assert_int_eq(blk_parse(b + l->ioff, l->isize, &blk), STRATA_OK);
+    struct blk_iter it;
+    blk_iter_init(&it);
+    blk_iter_reset(&it, &blk);
+    size_t count = 0;
+    for (blk_iter_first(&it); it.valid; blk_iter_next(&it), count++) {
+        uint64_t o, n;
+        const uint8_t *p = get_varint(it.val, it.val + it.vlen, &o);
+        ck_assert_ptr_nonnull(p);
+        ck_assert_ptr_nonnull(get_varint(p, it.val + it.vlen, &n));
+        if (count < cap)
+            off[count] = o, size[count] = n;
+    }
+    ck_assert_int_eq(it.status, STRATA_OK);
+    blk_iter_release(&it);
+    return count;
+}
+
 static size_t data_block_types(const char *path, int *types, size_t cap)
 {
     struct layout l = read_layout(path);
     size_t n;
     uint8_t *b = slurp(path, &n);
-    struct blk blk;
     ck_assert_int_eq(b[l.ioff + l.isize], SST_TYPE_NONE);
-    ck_assert_int_eq(blk_parse(b + l.ioff, l.isize, &blk), STRATA_OK);
-    struct blk_iter it;
-    blk_iter_init(&it);
-    blk_iter_reset(&it, &blk);
-    size_t count = 0;
-    for (blk_iter_first(&it); it.valid; blk_iter_next(&it)) {
-        uint64_t off, size;
-        const uint8_t *p = get_varint(it.val, it.val + it.vlen, &off);
-        ck_assert_ptr_nonnull(p);
-        ck_assert_ptr_nonnull(get_varint(p, it.val + it.vlen, &size));
-        if (count < cap)
-            types[count] = b[off + size];
-        count++;
-    }
-    ck_assert_int_eq(it.status, STRATA_OK);
-    blk_iter_release(&it);
+    uint64_t *off = malloc(cap * sizeof(*off)), *size = malloc(cap * sizeof(*size));
+    ck_assert(off && size);
+    size_t count = index_handles(b, &l, off, size, cap);
+    for (size_t i = 0; i < count && i < cap; i++)
+        types[i] = b[off[i] + size[i]];
+    free(off);
+    free(size);
     free(b);
     return count;
 }
@@ -2205,21 +2219,9 @@ START_TEST(test_dictionary_damage)
     ck_assert_uint_gt(nb, 2);
     ck_assert_int_eq(types[0], SST_TYPE_ZSTD);
     /* Block 0 starts at 0; its size is the first index entry's. */
-    uint64_t size0 = 0;
-    {
-        struct blk blk;
-        ck_assert_int_eq(blk_parse(f + l.ioff, l.isize, &blk), STRATA_OK);
-        struct blk_iter it;
-        blk_iter_init(&it);
-        blk_iter_reset(&it, &blk);
-        blk_iter_first(&it);
-        ck_assert(it.valid);
-        uint64_t off0;
-        const uint8_t *p = get_varint(it.val, it.val + it.vlen, &off0);
-        ck_assert_ptr_nonnull(get_varint(p, it.val + it.vlen, &size0));
-        ck_assert_uint_eq(off0, 0);
-        blk_iter_release(&it);
-    }
+    uint64_t off0, size0;
+    ck_assert_uint_gt(index_handles(f, &l, &off0, &size0, 1), 0);
+    ck_assert_uint_eq(off0, 0);
     f[size0] = SST_TYPE_ZSTD_DICT;
     reseal(f, 0, size0);
     spit(path, f, n);
@@ -2252,20 +2254,9 @@ START_TEST(test_structural_fuzz)
         struct layout l = read_layout(path);
         /* Data block handles, from the index. */
         uint64_t hoff[256], hsize[256];
-        size_t nb = 0;
-        {
-            struct blk blk;
-            ck_assert_int_eq(blk_parse(orig + l.ioff, l.isize, &blk), STRATA_OK);
-            struct blk_iter it;
-            blk_iter_init(&it);
-            blk_iter_reset(&it, &blk);
-            for (blk_iter_first(&it); it.valid && nb < 256; blk_iter_next(&it), nb++) {
-                const uint8_t *p = get_varint(it.val, it.val + it.vlen, &hoff[nb]);
-                ck_assert_ptr_nonnull(p);
-                ck_assert_ptr_nonnull(get_varint(p, it.val + it.vlen, &hsize[nb]));
-            }
-            blk_iter_release(&it);
-        }
+        size_t nb = index_handles(orig, &l, hoff, hsize, 256);
+        if (nb > 256)
+            nb = 256;
         ck_assert_uint_gt(nb, 5);
         uint8_t *f = malloc(n);
         for (int round = 0; round < rounds; round++) {
