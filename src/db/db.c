@@ -412,7 +412,6 @@ static void db_free(strata_db *db)
     if (db->lock_fd >= 0)
         db->env->unlock(db->env, db->lock_fd);
     uv_cond_destroy(&db->bg_cv);
-    uv_cond_destroy(&db->join_cv);
     uv_mutex_destroy(&db->apply_mu);
     db_update_destroy(db);
     uv_cond_destroy(&db->syncer_cv);
@@ -500,7 +499,6 @@ int db_open(const char *path, const strata_options *opts, io_env *env, strata_db
     uv_mutex_init(&db->syncer_mu);
     uv_cond_init(&db->syncer_cv);
     uv_cond_init(&db->bg_cv);
-    uv_cond_init(&db->join_cv);
     uv_mutex_init(&db->apply_mu);
     db_update_init(db);
     db->snapshots.next = db->snapshots.prev = &db->snapshots;

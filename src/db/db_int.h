@@ -17,6 +17,7 @@
 #include "sstable/sstable.h"
 #include "util/infolog.h"
 #include "util/rangedel.h"
+#include "util/wake.h"
 #include "wal/wal.h"
 
 /* What a queued writer asks for. */
@@ -41,7 +42,7 @@ struct writer {
     int done;        /* set by the leader that committed it (under mu) */
     int status;      /* valid once done */
     uint64_t target; /* WRITER_FLUSH: wait until this many memtables are flushed */
-    uv_cond_t cv;
+    wake_word wake;  /* bumped (under mu) when it is done or has become the head */
     struct writer *next;
 };
 
@@ -62,13 +63,15 @@ struct strata_db {
     struct block_cache *cache;
 
     uv_mutex_t mu;
-    struct writer *head, *tail;          /* (mu) the queue; head is the leader */
-    /* Group commit for FSYNC writers (db_write.c, "Waiting for followers"):
-       join_cv wakes a leader waiting for writers to queue behind it. */
-    uv_cond_t join_cv;
-    int leader_waiting;      /* (mu) a leader waits on join_cv */
+    struct writer *head, *tail;          /* (mu) the queue; its groups commit from the head */
+    int leading;                         /* (mu) a group is being committed */
+    /* Group commit for FSYNC writers (db_write.c, "Waiting for followers"). */
+    int head_waiting;        /* (mu) the head sleeps, waiting for followers */
+    int syncing;             /* (mu) the group being committed ends with an fdatasync */
     int last_sync_group;     /* (mu) FSYNC writers that wanted the last fdatasync */
-    uint64_t sync_ns;        /* (leader) a moving average of the log's fdatasync time */
+    int spin_misses;         /* (mu) spins in a row that ran out before their wake */
+    unsigned spin_skips;     /* (mu) waits that did not spin since misses piled up */
+    atomic_uint_fast64_t sync_ns; /* a moving average of the log's fdatasync time (leader writes) */
     struct memtable *mem;                /* (mu) the active memtable, logged in wal_number */
     struct memtable *imm[MAX_IMMUTABLE]; /* (mu) oldest first */
     uint64_t imm_log[MAX_IMMUTABLE];     /* (mu) the log each one was written to */

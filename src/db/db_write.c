@@ -43,6 +43,7 @@
 #include "util/ikey.h"
 #include "util/mem.h"
 #include "util/status.h"
+#include "util/wake.h"
 
 /* A group stops growing at this many bytes (or at leader + 128 KiB for a small
    leader, so one small write is not delayed behind a large group). */
@@ -52,6 +53,11 @@
 #define ASYNC_BUFFER_LIMIT ((size_t)1 << 20)
 /* The longest a leader waits for followers (see above), whatever fdatasync costs. */
 #define FOLLOWER_WAIT_MAX_NS ((uint64_t)1000000)
+/* Spinning (see above): at most this long, and after this many spins in a row
+   ran out, only every SPIN_RETRY_EVERY-th wait tries again. */
+#define SPIN_MAX_NS ((uint64_t)400000)
+#define SPIN_MISSES_MAX 4
+#define SPIN_RETRY_EVERY 16
 
 static int needs_sync(const struct writer *w)
 {
@@ -113,13 +119,17 @@ static int commit_group(strata_db *db, struct memtable *mem, struct writer *lead
         if (w == last)
             break;
     }
-    if (st == STRATA_OK && (write_now || wal_writer_pending(db->wal) > ASYNC_BUFFER_LIMIT))
+    /* A syncing group leaves the writing to wal_writer_sync (by pwrite). */
+    if (st == STRATA_OK && !sync &&
+        (write_now || wal_writer_pending(db->wal) > ASYNC_BUFFER_LIMIT))
         st = wal_writer_write(db->wal);
     if (st == STRATA_OK && sync && wal_writer_unsynced(db->wal)) {
         uint64_t t0 = uv_hrtime();
         st = wal_writer_sync(db->wal);
         uint64_t took = uv_hrtime() - t0;
-        db->sync_ns = db->sync_ns ? (db->sync_ns * 7 + took) / 8 : took;
+        uint64_t avg = atomic_load_explicit(&db->sync_ns, memory_order_relaxed);
+        atomic_store_explicit(&db->sync_ns, avg ? (avg * 7 + took) / 8 : took,
+                              memory_order_relaxed);
         if (st == STRATA_OK) {
             atomic_store_explicit(&db->async_pending, 0, memory_order_relaxed);
             atomic_fetch_add_explicit(&db->st_wal_syncs, 1, memory_order_relaxed);
@@ -161,36 +171,85 @@ static int queued_sync_writers(const struct writer *w)
     return n;
 }
 
-/* Waits for followers (see the top of the file). Called and returns with mu held. */
-static void wait_for_followers(strata_db *db, struct writer *leader)
+/* Writers to wake once mu is released (see wake.h). */
+struct wake_list {
+    int n;
+    wake_word *words[16];
+};
+
+/* Marks w to re-check its state. (mu held) */
+static void wake_later(struct wake_list *l, struct writer *w)
 {
-    if (leader->kind != WRITER_BATCH || !needs_sync(leader) || db->last_sync_group < 2)
-        return;
-    uint64_t budget = db->sync_ns / 2;
-    if (budget > FOLLOWER_WAIT_MAX_NS)
-        budget = FOLLOWER_WAIT_MAX_NS;
-    uint64_t deadline = uv_hrtime() + budget;
-    db->leader_waiting = 1;
-    while (queued_sync_writers(leader) < db->last_sync_group &&
-           atomic_load(&db->bg_error) == STRATA_OK) {
-        uint64_t now = uv_hrtime();
-        if (now >= deadline)
-            break;
-        uv_cond_timedwait(&db->join_cv, &db->mu, deadline - now);
-    }
-    db->leader_waiting = 0;
+    wake_word_bump(&w->wake);
+    if (l->n < (int)(sizeof(l->words) / sizeof(l->words[0])))
+        l->words[l->n++] = &w->wake;
+    else
+        wake_word_post(&w->wake); /* under mu: correct, only slower */
 }
 
-/* Runs the leader's turn. Called and returns with mu held. */
-static void lead(strata_db *db, struct writer *leader)
+/* Wakes what wake_later marked. (mu not held) */
+static void wake_now(struct wake_list *l)
 {
-    wait_for_followers(db, leader);
+    for (int i = 0; i < l->n; i++)
+        wake_word_post(l->words[i]);
+    l->n = 0;
+}
+
+/* For a head that may wait for followers (see the top of the file): how much
+   longer to wait, or 0 to lead now. *deadline is set on the first call. (mu held) */
+static uint64_t follower_wait(strata_db *db, const struct writer *head, uint64_t *deadline)
+{
+    if (head->kind != WRITER_BATCH || !needs_sync(head) || db->last_sync_group < 2 ||
+        queued_sync_writers(head) >= db->last_sync_group ||
+        atomic_load(&db->bg_error) != STRATA_OK)
+        return 0;
+    uint64_t now = uv_hrtime();
+    if (!*deadline) {
+        uint64_t budget = atomic_load_explicit(&db->sync_ns, memory_order_relaxed) / 2;
+        *deadline = now + (budget < FOLLOWER_WAIT_MAX_NS ? budget : FOLLOWER_WAIT_MAX_NS);
+    }
+    return now < *deadline ? *deadline - now : 0;
+}
+
+/* How long w, an FSYNC writer about to sleep, first yields the CPU (see
+   "Spinning" at the top), or 0. timeout is the head's wait for followers.
+   (mu held) */
+static uint64_t spin_budget(strata_db *db, const struct writer *w, uint64_t timeout)
+{
+    if (!needs_sync(w) || !(db->syncing || db->head_waiting || timeout))
+        return 0;
+    if (db->spin_misses >= SPIN_MISSES_MAX && ++db->spin_skips % SPIN_RETRY_EVERY)
+        return 0;
+    uint64_t b = 2 * atomic_load_explicit(&db->sync_ns, memory_order_relaxed);
+    return b < SPIN_MAX_NS ? b : SPIN_MAX_NS;
+}
+
+/* Whether w is in the group that would start at head. (mu held) */
+static int in_group(struct writer *head, const struct writer *w)
+{
+    struct writer *last = pick_group(head);
+    for (const struct writer *g = head;; g = g->next) {
+        if (g == w)
+            return 1;
+        if (g == last)
+            return 0;
+    }
+}
+
+/* Commits the group that starts at the head, on self's thread: self is the
+   head, or a follower that completed the group the head waits for. Members
+   other than self, and the next head, are put on wakes. Called and returns
+   with mu held. */
+static void lead(strata_db *db, struct writer *head, struct writer *self, struct wake_list *wakes)
+{
+    db->leading = 1;
+    db->head_waiting = 0;
     /* Room first: a full memtable becomes immutable (or the leader stalls). */
-    int st = db_make_room(db, leader->kind == WRITER_FLUSH);
-    struct writer *last = pick_group(leader);
-    int group_syncs = 0; /* FSYNC writers in the group (none unless the leader is one) */
-    if (needs_sync(leader)) {
-        for (struct writer *w = leader;; w = w->next) {
+    int st = db_make_room(db, head->kind == WRITER_FLUSH);
+    struct writer *last = pick_group(head);
+    int group_syncs = 0; /* FSYNC writers in the group (none unless the head is one) */
+    if (needs_sync(head)) {
+        for (struct writer *w = head;; w = w->next) {
             group_syncs += w->kind == WRITER_BATCH && needs_sync(w);
             if (w == last)
                 break;
@@ -198,22 +257,24 @@ static void lead(strata_db *db, struct writer *leader)
     }
     struct memtable *mem = db->mem;
     uint64_t seq = 0;
-    if (st == STRATA_OK && leader->kind != WRITER_FLUSH) {
+    if (st == STRATA_OK && head->kind != WRITER_FLUSH) {
+        db->syncing = needs_sync(head);
         uv_mutex_unlock(&db->mu);
         st = atomic_load(&db->bg_error) != STRATA_OK ? STRATA_READONLY
-                                                     : commit_group(db, mem, leader, last, &seq);
+                                                     : commit_group(db, mem, head, last, &seq);
         uv_mutex_lock(&db->mu);
+        db->syncing = 0;
     }
-    leader->target = db->switches;
+    head->target = db->switches;
     if (st == STRATA_OK && seq)
         atomic_store_explicit(&db->last_seq, seq, memory_order_release);
     /* The writers that wanted this fdatasync: its group and those that queued
-       behind it meanwhile (the next leader waits for as many). */
+       behind it meanwhile (the next head waits for as many). */
     if (st == STRATA_OK && group_syncs)
         db->last_sync_group = group_syncs + queued_sync_writers(last->next);
     uint64_t writes = 0, user = 0;
     struct writer *next = last->next;
-    for (struct writer *w = leader; w != next;) {
+    for (struct writer *w = head; w != next;) {
         struct writer *following = w->next;
         if (w->batch) {
             writes++;
@@ -221,15 +282,16 @@ static void lead(strata_db *db, struct writer *leader)
         }
         w->status = st;
         w->done = 1;
-        if (w != leader)
-            uv_cond_signal(&w->cv); /* under mu: w cannot return and free its cv yet */
+        if (w != self)
+            wake_later(wakes, w);
         w = following;
     }
     db->head = next;
     if (!next)
         db->tail = NULL;
     else
-        uv_cond_signal(&next->cv);
+        wake_later(wakes, next);
+    db->leading = 0;
     if (st == STRATA_OK) {
         atomic_fetch_add_explicit(&db->st_writes, writes, memory_order_relaxed);
         if (writes) /* a strata_flush or strata_sync alone is no commit group */
@@ -243,21 +305,55 @@ static void lead(strata_db *db, struct writer *leader)
 static int commit(strata_db *db, enum writer_kind kind, strata_batch *b, int durability)
 {
     struct writer w = {.kind = kind, .batch = b, .durability = durability};
-    uv_cond_init(&w.cv);
+    struct wake_list wakes = {0};
+    uint64_t deadline = 0; /* of the wait for followers, once w is the head */
     uv_mutex_lock(&db->mu);
     if (db->tail)
         db->tail->next = &w;
     else
         db->head = &w;
     db->tail = &w;
-    /* The waiting leader is woken once, when its target is reached (each
-       wake-up is a context switch on the cores the members need). */
-    if (db->leader_waiting && queued_sync_writers(db->head) >= db->last_sync_group)
-        uv_cond_signal(&db->join_cv);
-    while (!w.done && db->head != &w)
-        uv_cond_wait(&w.cv, &db->mu);
-    if (!w.done)
-        lead(db, &w);
+    while (!w.done) {
+        uint64_t timeout = 0;
+        if (!db->leading && db->head == &w) {
+            timeout = follower_wait(db, &w, &deadline);
+            if (!timeout) {
+                lead(db, &w, &w, &wakes);
+                continue;
+            }
+        } else if (!db->leading && db->head_waiting &&
+                   queued_sync_writers(db->head) >= db->last_sync_group) {
+            /* w completed the group the head waits for: leading it here saves
+               waking the head (a context switch on the cores the group needs). */
+            if (in_group(db->head, &w)) {
+                lead(db, db->head, &w, &wakes);
+                continue;
+            }
+            wake_later(&wakes, db->head);
+        }
+        uint32_t seen = wake_word_seq(&w.wake);
+        uint64_t spin = spin_budget(db, &w, timeout);
+        int to_deadline = timeout && spin >= timeout; /* the head's wait ends first */
+        if (to_deadline)
+            spin = timeout;
+        if (timeout)
+            db->head_waiting = 1;
+        uv_mutex_unlock(&db->mu);
+        wake_now(&wakes);
+        int woken = spin && wake_word_spin(&w.wake, seen, spin);
+        if (!woken && !to_deadline)
+            wake_word_wait(&w.wake, seen, timeout ? timeout - spin : 0);
+        uv_mutex_lock(&db->mu);
+        if (spin && !to_deadline)
+            db->spin_misses = woken ? 0 : db->spin_misses + 1;
+        if (timeout && db->head == &w)
+            db->head_waiting = 0;
+    }
+    if (kind == WRITER_FLUSH && wakes.n) {
+        uv_mutex_unlock(&db->mu);
+        wake_now(&wakes);
+        uv_mutex_lock(&db->mu);
+    }
     while (kind == WRITER_FLUSH && w.status == STRATA_OK && db->flushes < w.target) {
         if (atomic_load(&db->bg_error) != STRATA_OK) {
             db_wait_error_reported_locked(db);
@@ -267,7 +363,7 @@ static int commit(strata_db *db, enum writer_kind kind, strata_batch *b, int dur
         uv_cond_wait(&db->bg_cv, &db->mu);
     }
     uv_mutex_unlock(&db->mu);
-    uv_cond_destroy(&w.cv);
+    wake_now(&wakes);
     return w.status;
 }
 

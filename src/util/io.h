@@ -81,8 +81,11 @@ struct io_env {
        allocate). Released with unmap. */
     int (*map_write)(io_env *env, int fd, uint64_t off, uint64_t len, void **addr);
     /* Optional, with map_write: gives [off, off + len) of fd disk blocks now,
-       growing the file (with zeros) as needed, so that later stores into the
-       range cannot fail for lack of space. STRATA_NOSPACE on a full disk. */
+       growing the file as needed, so that later stores into the range cannot
+       fail for lack of space, and writes zeros over the range (into the page
+       cache), so that the file system holds the blocks as written data and a
+       later fdatasync of bytes in them flushes data only. Whatever the range
+       held before becomes zeros. STRATA_NOSPACE on a full disk. */
     int (*allocate)(io_env *env, int fd, uint64_t off, uint64_t len);
 };
 

@@ -290,13 +290,27 @@ static int px_map_write(io_env *env, int fd, uint64_t off, uint64_t len, void **
     return STRATA_OK;
 }
 
+/* posix_fallocate gives blocks that file systems such as ext4 and XFS mark
+   unwritten: the first write-back into each one changes the file's extent
+   map, which the next fdatasync must commit to the journal as well. Zeros
+   written over the range now turn that into one change, at the first
+   fdatasync after this call (see wal_writer.c for what it was worth). */
 static int px_allocate(io_env *env, int fd, uint64_t off, uint64_t len)
 {
-    (void)env;
+    static const uint8_t zeros[64 << 10];
     if (off > INT64_MAX || len > INT64_MAX - off)
         return ERR_INVALID();
     int e = posix_fallocate(fd, (off_t)off, (off_t)len);
-    return e ? from_errno(e) : STRATA_OK;
+    if (e)
+        return from_errno(e);
+    for (uint64_t done = 0; done < len;) {
+        size_t n = len - done < sizeof(zeros) ? (size_t)(len - done) : sizeof(zeros);
+        int st = px_pwrite(env, fd, zeros, n, off + done);
+        if (st != STRATA_OK)
+            return st;
+        done += n;
+    }
+    return STRATA_OK;
 }
 
 /* The calls both envs share; the mmap one adds the mapping calls. */
