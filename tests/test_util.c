@@ -1,11 +1,19 @@
 /*
  * test_util.c - the util module: coding, status strings, the allocation seam,
- * the POSIX io_env and the info log.
+ * the POSIX io_env, the info log and wake words.
  */
 #include <check.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <linux/fiemap.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#endif
+#include <uv.h>
 
 #include "support/testutil.h"
 #include "util/coding.h"
@@ -14,6 +22,7 @@
 #include "util/io.h"
 #include "util/mem.h"
 #include "util/status.h"
+#include "util/wake.h"
 
 START_TEST(fixed_roundtrip)
 {
@@ -205,6 +214,187 @@ START_TEST(infolog_lines)
 }
 END_TEST
 
+START_TEST(posix_allocate_writes_zeros)
+{
+    /* allocate gives the range blocks and zeros, over whatever it held */
+    const char *dir = tu_tmpdir("alloc");
+    io_env *env = io_posix_mmap();
+    char path[IO_PATH_MAX];
+    io_path(path, sizeof(path), dir, "f");
+    int fd;
+    ck_assert_int_eq(env->open(env, path, IO_WRITE | IO_CREATE, &fd), STRATA_OK);
+    ck_assert_int_eq(env->pwrite(env, fd, "abcdef", 6, 0), STRATA_OK);
+    ck_assert_int_eq(env->pwrite(env, fd, "ghijkl", 6, 70000), STRATA_OK);
+    ck_assert_int_eq(env->allocate(env, fd, 0, 128 << 10), STRATA_OK);
+    uint64_t size;
+    ck_assert_int_eq(env->size(env, fd, &size), STRATA_OK);
+    ck_assert_uint_eq(size, 128 << 10);
+    static uint8_t buf[128 << 10];
+    ck_assert_int_eq(io_read_exact(env, fd, buf, sizeof(buf), 0), STRATA_OK);
+    for (size_t i = 0; i < sizeof(buf); i++)
+        ck_assert_msg(buf[i] == 0, "byte %zu is %u", i, buf[i]);
+    ck_assert_int_eq(env->allocate(env, fd, (uint64_t)INT64_MAX, 2), STRATA_INVALID);
+    ck_assert_int_eq(env->close(env, fd), STRATA_OK);
+    tu_rmrf(dir);
+}
+END_TEST
+
+START_TEST(posix_allocate_leaves_no_unwritten_extents)
+{
+    /* The point of the zeros: on a file system that marks fallocated blocks
+       unwritten (ext4, XFS), an allocated range is written data once synced,
+       so later fdatasyncs of stores into it change no extent map. Needs a
+       disk file system, so it runs in /var/tmp; it checks nothing where
+       FIEMAP is not offered (tmpfs). */
+#ifdef __linux__
+    char dir[] = "/var/tmp/strata-alloc-XXXXXX";
+    if (!mkdtemp(dir))
+        return;
+    io_env *env = io_posix_mmap();
+    char path[IO_PATH_MAX];
+    io_path(path, sizeof(path), dir, "f");
+    int fd;
+    ck_assert_int_eq(env->open(env, path, IO_WRITE | IO_CREATE, &fd), STRATA_OK);
+    ck_assert_int_eq(env->allocate(env, fd, 0, 256 << 10), STRATA_OK);
+    ck_assert_int_eq(env->sync(env, fd), STRATA_OK);
+    struct fiemap *fm = calloc(1, sizeof(*fm) + 32 * sizeof(struct fiemap_extent));
+    ck_assert_ptr_nonnull(fm);
+    fm->fm_length = FIEMAP_MAX_OFFSET;
+    fm->fm_flags = FIEMAP_FLAG_SYNC;
+    fm->fm_extent_count = 32;
+    if (ioctl(fd, FS_IOC_FIEMAP, fm) == 0) {
+        ck_assert_uint_gt(fm->fm_mapped_extents, 0);
+        for (unsigned i = 0; i < fm->fm_mapped_extents; i++)
+            ck_assert_msg(!(fm->fm_extents[i].fe_flags & FIEMAP_EXTENT_UNWRITTEN),
+                          "extent %u at %llu is unwritten", i,
+                          (unsigned long long)fm->fm_extents[i].fe_logical);
+    } else {
+        fprintf(stderr, "posix_allocate_leaves_no_unwritten_extents: no FIEMAP in %s\n", dir);
+    }
+    free(fm);
+    ck_assert_int_eq(env->close(env, fd), STRATA_OK);
+    tu_rmrf(dir);
+#endif
+}
+END_TEST
+
+/* ------------------------------------------------------------ wake words */
+
+typedef void (*wait_fn)(wake_word *, uint32_t, uint64_t);
+typedef void (*post_fn)(wake_word *);
+
+static const struct wake_impl {
+    const char *name;
+    wait_fn wait;
+    post_fn post;
+} wake_impls[] = {
+    {"default", wake_word_wait, wake_word_post},
+    {"portable", wake_word_wait_portable, wake_word_post_portable},
+};
+
+/* A sleeper as db_write's writers sleep: checks flag under mu, sleeps on
+   its word without mu. */
+struct sleeper {
+    const struct wake_impl *impl;
+    uv_mutex_t mu;
+    wake_word word;
+    int flag; /* (mu) */
+    int wakes;
+};
+
+static void sleeper_main(void *arg)
+{
+    struct sleeper *s = arg;
+    uv_mutex_lock(&s->mu);
+    while (!s->flag) {
+        uint32_t seen = wake_word_seq(&s->word);
+        uv_mutex_unlock(&s->mu);
+        s->impl->wait(&s->word, seen, 0);
+        s->wakes++;
+        uv_mutex_lock(&s->mu);
+    }
+    uv_mutex_unlock(&s->mu);
+}
+
+START_TEST(wake_wakes_a_sleeper)
+{
+    /* Many hand-offs, the post sometimes landing before the sleeper sleeps
+       and sometimes after: a lost wake-up hangs the test (and fails it by
+       Check's timeout). */
+    const struct wake_impl *impl = &wake_impls[_i];
+    for (int round = 0; round < 300; round++) {
+        struct sleeper s = {.impl = impl};
+        uv_mutex_init(&s.mu);
+        uv_thread_t t;
+        uv_thread_create(&t, sleeper_main, &s);
+        if (round % 3 == 1)
+            uv_sleep(1);
+        uv_mutex_lock(&s.mu);
+        s.flag = 1;
+        wake_word_bump(&s.word);
+        uv_mutex_unlock(&s.mu);
+        impl->post(&s.word);
+        uv_thread_join(&t);
+        ck_assert_int_le(s.wakes, 2);
+        uv_mutex_destroy(&s.mu);
+    }
+}
+END_TEST
+
+START_TEST(wake_wait_returns_when_changed_or_timed_out)
+{
+    const struct wake_impl *impl = &wake_impls[_i];
+    wake_word w = {0};
+    uint32_t seen = wake_word_seq(&w);
+    wake_word_bump(&w);
+    ck_assert_uint_ne(wake_word_seq(&w), seen);
+    impl->wait(&w, seen, 0);           /* changed: returns at once, no post needed */
+    impl->wait(&w, seen + 1, 1000000); /* unchanged: returns after the timeout */
+    ck_assert_uint_eq(wake_word_seq(&w), seen + 1);
+}
+END_TEST
+
+START_TEST(wake_post_touches_nothing)
+{
+    /* A post may land after the sleeper returned and its memory was reused:
+       under AddressSanitizer a read or write of the word here would be a
+       use after free. */
+    const struct wake_impl *impl = &wake_impls[_i];
+    wake_word *w = malloc(sizeof(*w));
+    ck_assert_ptr_nonnull(w);
+    atomic_init(&w->seq, 0);
+    free(w);
+    /* The use after free is the point of the test. */
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuse-after-free"
+#endif
+    impl->post(w);
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
+#pragma GCC diagnostic pop
+#endif
+}
+END_TEST
+
+static void bump_later(void *arg)
+{
+    uv_sleep(2);
+    wake_word_bump(arg);
+}
+
+START_TEST(wake_spin_sees_a_bump_or_runs_out)
+{
+    wake_word w = {0};
+    ck_assert_int_eq(wake_word_spin(&w, 0, 100000), 0);
+    ck_assert_int_eq(wake_word_spin(&w, 7, 100000), 1); /* already different */
+    uv_thread_t t;
+    uv_thread_create(&t, bump_later, &w);
+    /* 60 s: the bump comes long before, unless the spin missed it */
+    ck_assert_int_eq(wake_word_spin(&w, 0, 60ull * 1000000000u), 1);
+    uv_thread_join(&t);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("util");
@@ -224,6 +414,15 @@ int main(void)
     tcase_add_test(tc, posix_files);
     tcase_add_test(tc, posix_lock_is_exclusive);
     tcase_add_test(tc, infolog_lines);
+    tcase_add_test(tc, posix_allocate_writes_zeros);
+    tcase_add_test(tc, posix_allocate_leaves_no_unwritten_extents);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("wake");
+    int nimpl = (int)(sizeof(wake_impls) / sizeof(wake_impls[0]));
+    tcase_add_loop_test(tc, wake_wakes_a_sleeper, 0, nimpl);
+    tcase_add_loop_test(tc, wake_wait_returns_when_changed_or_timed_out, 0, nimpl);
+    tcase_add_loop_test(tc, wake_post_touches_nothing, 0, nimpl);
+    tcase_add_test(tc, wake_spin_sees_a_bump_or_runs_out);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -587,6 +587,46 @@ START_TEST(test_mapped_log)
 }
 END_TEST
 
+/* A mapped log puts a syncing group by pwrite, and a record too large for a
+ * window too; both must first allocate (and zero) the blocks they go to, as
+ * a copy into the mapping does: else a later allocation, which zeroes what
+ * it allocates, would zero them. The file's length stays a whole number of
+ * allocation steps throughout. */
+START_TEST(test_mapped_log_pwrites_allocate_first)
+{
+    const char *dir = tu_tmpdir("walmapsync");
+    struct model m;
+    m_env = io_posix_mmap();
+    m_open(&m, dir, 9, tu_seed("test_mapped_log_pwrites_allocate_first"));
+    static const size_t sizes[] = {100, 200, (1u << 20) + 64, 300,
+                                   50}; /* 3rd: no window holds it */
+    for (int i = 0; i < 5; i++) {
+        m_add(&m, sizes[i]);
+        if (i % 2 == 0)
+            m_sync(&m); /* by pwrite */
+        else
+            m_write(&m); /* into the mapping, or by pwrite when too large */
+        long long len = tu_file_size(m.path);
+        ck_assert_msg(len % (256 << 10) == 0 && len >= (long long)m_size(&m),
+                      "after record %d the file is %lld bytes, its records %llu", i, len,
+                      (unsigned long long)m_size(&m));
+    }
+    m_add(&m, 10);
+    m_write(&m); /* allocates past the large record */
+    char crashed[700];
+    snprintf(crashed, sizeof(crashed), "%s/crashed.wal", dir);
+    copy_file(m.path, crashed);
+    struct wal_replay_info info;
+    EXPECT_INT_EQ(replay(crashed, m.number, &info), STRATA_OK);
+    EXPECT_UINT_EQ(info.valid_end, m_size(&m));
+    check_delivered(&m, m.npay);
+    m_close(&m, 1);
+    expect_ok(&m, m.path, m_size(&m));
+    m_env = NULL;
+    m_free(&m);
+}
+END_TEST
+
 START_TEST(test_zero_tail)
 {
     tail_case(0, 1, 5);
@@ -1311,6 +1351,7 @@ static Suite *wal_suite(void)
     tc = tcase(s, "tail");
     tcase_add_test(tc, test_zero_tail);
     tcase_add_test(tc, test_mapped_log);
+    tcase_add_test(tc, test_mapped_log_pwrites_allocate_first);
     tcase_add_test(tc, test_garbage_tail);
     tcase_add_test(tc, test_truncate_tail);
     tc = tcase(s, "hole");

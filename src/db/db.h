@@ -68,6 +68,10 @@ int db_check(strata_db *db);
    skipped with a seek counts as one). */
 uint64_t db_iter_examined(const strata_iter *it);
 
+/* Test hook: commit groups led by a follower in the waiting head's place
+   (db_write.c, "Waiting for followers"). */
+uint64_t db_write_takeovers(strata_db *db);
+
 /* Checks options; STRATA_OK or STRATA_INVALID (reason in *why). */
 int db_options_check(const strata_options *o, const char **why);
 

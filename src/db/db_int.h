@@ -63,16 +63,17 @@ struct strata_db {
     struct block_cache *cache;
 
     uv_mutex_t mu;
-    struct writer *head, *tail;          /* (mu) the queue; its groups commit from the head */
-    int leading;                         /* (mu) a group is being committed */
+    struct writer *head, *tail; /* (mu) the queue; its groups commit from the head */
+    int leading;                /* (mu) a group is being committed */
     /* Group commit for FSYNC writers (db_write.c, "Waiting for followers"). */
-    int head_waiting;        /* (mu) the head sleeps, waiting for followers */
-    int syncing;             /* (mu) the group being committed ends with an fdatasync */
-    int last_sync_group;     /* (mu) FSYNC writers that wanted the last fdatasync */
-    int spin_misses;         /* (mu) spins in a row that ran out before their wake */
-    unsigned spin_skips;     /* (mu) waits that did not spin since misses piled up */
+    int head_waiting;             /* (mu) the head sleeps, waiting for followers */
+    int syncing;                  /* (mu) the group being committed ends with an fdatasync */
+    int last_sync_group;          /* (mu) FSYNC writers that wanted the last fdatasync */
+    int spin_misses;              /* (mu) spins in a row that ran out before their wake */
+    uint64_t takeovers;           /* (mu) groups a follower led (db_write_takeovers) */
+    unsigned spin_skips;          /* (mu) waits that did not spin since misses piled up */
     atomic_uint_fast64_t sync_ns; /* a moving average of the log's fdatasync time (leader writes) */
-    struct memtable *mem;                /* (mu) the active memtable, logged in wal_number */
+    struct memtable *mem;         /* (mu) the active memtable, logged in wal_number */
     struct memtable *imm[MAX_IMMUTABLE]; /* (mu) oldest first */
     uint64_t imm_log[MAX_IMMUTABLE];     /* (mu) the log each one was written to */
     int nimm;                            /* (mu) */

@@ -120,8 +120,7 @@ static int commit_group(strata_db *db, struct memtable *mem, struct writer *lead
             break;
     }
     /* A syncing group leaves the writing to wal_writer_sync (by pwrite). */
-    if (st == STRATA_OK && !sync &&
-        (write_now || wal_writer_pending(db->wal) > ASYNC_BUFFER_LIMIT))
+    if (st == STRATA_OK && !sync && (write_now || wal_writer_pending(db->wal) > ASYNC_BUFFER_LIMIT))
         st = wal_writer_write(db->wal);
     if (st == STRATA_OK && sync && wal_writer_unsynced(db->wal)) {
         uint64_t t0 = uv_hrtime();
@@ -200,8 +199,7 @@ static void wake_now(struct wake_list *l)
 static uint64_t follower_wait(strata_db *db, const struct writer *head, uint64_t *deadline)
 {
     if (head->kind != WRITER_BATCH || !needs_sync(head) || db->last_sync_group < 2 ||
-        queued_sync_writers(head) >= db->last_sync_group ||
-        atomic_load(&db->bg_error) != STRATA_OK)
+        queued_sync_writers(head) >= db->last_sync_group || atomic_load(&db->bg_error) != STRATA_OK)
         return 0;
     uint64_t now = uv_hrtime();
     if (!*deadline) {
@@ -326,6 +324,7 @@ static int commit(strata_db *db, enum writer_kind kind, strata_batch *b, int dur
             /* w completed the group the head waits for: leading it here saves
                waking the head (a context switch on the cores the group needs). */
             if (in_group(db->head, &w)) {
+                db->takeovers++;
                 lead(db, db->head, &w, &wakes);
                 continue;
             }
@@ -365,6 +364,14 @@ static int commit(strata_db *db, enum writer_kind kind, strata_batch *b, int dur
     uv_mutex_unlock(&db->mu);
     wake_now(&wakes);
     return w.status;
+}
+
+uint64_t db_write_takeovers(strata_db *db)
+{
+    uv_mutex_lock(&db->mu);
+    uint64_t n = db->takeovers;
+    uv_mutex_unlock(&db->mu);
+    return n;
 }
 
 static int resolve_durability(strata_db *db, const strata_write_options *wo, int *level)

@@ -323,10 +323,7 @@ static int px_allocate(io_env *env, int fd, uint64_t off, uint64_t len)
 static io_env posix_env = {PX_FILE_CALLS};
 
 static io_env posix_mmap_env = {
-    PX_FILE_CALLS,
-    .map = px_map,
-    .unmap = px_unmap,
-    .map_write = px_map_write,
+    PX_FILE_CALLS,           .map = px_map, .unmap = px_unmap, .map_write = px_map_write,
     .allocate = px_allocate,
 };
 

@@ -1,9 +1,9 @@
 /*
- * wake.c - see wake.h. On Linux a wake_word is a futex. Elsewhere (and in
- * test_util, which builds this file a second time with WAKE_PORTABLE) the
+ * wake.c - see wake.h. On Linux a wake_word is a futex. Elsewhere the
  * sleeper waits on one of a fixed set of condition variables chosen by the
- * word's address; they live as long as the process, so a post for a word
- * that is gone only wakes, at worst, an unrelated sleeper, which re-checks.
+ * word's address (the _portable functions, which test_util also runs on
+ * Linux); they live as long as the process, so a post for a word that is
+ * gone only wakes, at worst, an unrelated sleeper, which re-checks.
  */
 #include "util/wake.h"
 
@@ -22,28 +22,6 @@ int wake_word_spin(wake_word *w, uint32_t seen, uint64_t spin_ns)
     }
     return 1;
 }
-
-#if defined(__linux__) && !defined(WAKE_PORTABLE)
-
-#include <linux/futex.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
-void wake_word_wait(wake_word *w, uint32_t seen, uint64_t timeout_ns)
-{
-    struct timespec ts = {.tv_sec = (time_t)(timeout_ns / 1000000000u),
-                          .tv_nsec = (long)(timeout_ns % 1000000000u)};
-    /* EAGAIN (the word changed), EINTR and ETIMEDOUT all mean: re-check. */
-    (void)syscall(SYS_futex, &w->seq, FUTEX_WAIT_PRIVATE, seen, timeout_ns ? &ts : NULL, NULL,
-                  0);
-}
-
-void wake_word_post(wake_word *w)
-{
-    (void)syscall(SYS_futex, &w->seq, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
-}
-
-#else
 
 #define WAKE_STRIPES 64
 
@@ -68,7 +46,7 @@ static struct stripe *stripe_of(const wake_word *w)
     return &stripes[((a >> 4) ^ (a >> 12)) % WAKE_STRIPES];
 }
 
-void wake_word_wait(wake_word *w, uint32_t seen, uint64_t timeout_ns)
+void wake_word_wait_portable(wake_word *w, uint32_t seen, uint64_t timeout_ns)
 {
     struct stripe *s = stripe_of(w);
     uv_mutex_lock(&s->mu);
@@ -83,12 +61,43 @@ void wake_word_wait(wake_word *w, uint32_t seen, uint64_t timeout_ns)
     uv_mutex_unlock(&s->mu);
 }
 
-void wake_word_post(wake_word *w)
+void wake_word_post_portable(wake_word *w)
 {
     struct stripe *s = stripe_of(w);
     uv_mutex_lock(&s->mu);
     uv_cond_broadcast(&s->cv);
     uv_mutex_unlock(&s->mu);
+}
+
+#ifdef __linux__
+
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+void wake_word_wait(wake_word *w, uint32_t seen, uint64_t timeout_ns)
+{
+    struct timespec ts = {.tv_sec = (time_t)(timeout_ns / 1000000000u),
+                          .tv_nsec = (long)(timeout_ns % 1000000000u)};
+    /* EAGAIN (the word changed), EINTR and ETIMEDOUT all mean: re-check. */
+    (void)syscall(SYS_futex, &w->seq, FUTEX_WAIT_PRIVATE, seen, timeout_ns ? &ts : NULL, NULL, 0);
+}
+
+void wake_word_post(wake_word *w)
+{
+    (void)syscall(SYS_futex, &w->seq, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
+}
+
+#else
+
+void wake_word_wait(wake_word *w, uint32_t seen, uint64_t timeout_ns)
+{
+    wake_word_wait_portable(w, seen, timeout_ns);
+}
+
+void wake_word_post(wake_word *w)
+{
+    wake_word_post_portable(w);
 }
 
 #endif

@@ -12,6 +12,10 @@
  * (Linux futex) or to a fixed table of stripes (elsewhere), so the sleeper's
  * memory may already be gone.
  *
+ * The word must be bumped while the sleeper's memory is known to be live
+ * and before the post; a sleeper that sees the bump may return before the
+ * post arrives.
+ *
  *   sleeper (mu held)                      waker (mu held)
  *   seen = wake_word_seq(&w)               change the state; wake_word_bump(&w)
  *   unlock mu                              unlock mu
@@ -49,6 +53,11 @@ void wake_word_wait(wake_word *w, uint32_t seen, uint64_t timeout_ns);
 
 /* Wakes the threads sleeping on w's address. Touches nothing at that address. */
 void wake_word_post(wake_word *w);
+
+/* The same two without a futex: what wait and post are where there is none.
+   Exposed so that tests run them on Linux too. */
+void wake_word_wait_portable(wake_word *w, uint32_t seen, uint64_t timeout_ns);
+void wake_word_post_portable(wake_word *w);
 
 /* Gives the CPU away (sched_yield) in a loop until the word no longer holds
    seen or spin_ns have passed; returns whether it changed. For a wake that is
