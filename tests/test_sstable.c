@@ -23,6 +23,7 @@
 #include <unistd.h>
 #include <uv.h>
 #include <xxhash.h>
+#include <zstd.h>
 
 #include "sstable/block_cache.h"
 #include "sstable/bloom.h"
@@ -450,15 +451,50 @@ static struct layout read_layout(const char *path)
     return l;
 }
 
-/* Stores the type byte of every data block (found through the index block)
-   in types[0..cap) and returns the number of data blocks. */
+/* The index block's contents in table image b (laid out as l), decompressed
+   with plain zstd calls when the builder compressed it (malloc'd, *len bytes). */
+static uint8_t *index_contents(const uint8_t *b, const struct layout *l, size_t *len)
+{
+    const uint8_t *p = b + l->ioff;
+    size_t n = (size_t)l->isize;
+    uint8_t type = p[n];
+    if (type == SST_TYPE_NONE) {
+        uint8_t *out = malloc(n ? n : 1);
+        ck_assert_ptr_nonnull(out);
+        memcpy(out, p, n);
+        *len = n;
+        return out;
+    }
+    ck_assert(type == SST_TYPE_ZSTD || type == SST_TYPE_ZSTD_DICT);
+    uint64_t raw;
+    const uint8_t *frame = get_varint(p, p + n, &raw);
+    ck_assert_ptr_nonnull(frame);
+    uint8_t *out = malloc(raw ? raw : 1);
+    ck_assert_ptr_nonnull(out);
+    ZSTD_DCtx *d = ZSTD_createDCtx();
+    size_t got;
+    if (type == SST_TYPE_ZSTD) {
+        got = ZSTD_decompressDCtx(d, out, raw, frame, (size_t)(p + n - frame));
+    } else {
+        /* The dictionary block: offset 0, its size in the footer. */
+        uint32_t dsize = get_u32(b + l->size - SST_FOOTER_SIZE + SST_FT_DICT_SIZE);
+        got = ZSTD_decompress_usingDict(d, out, raw, frame, (size_t)(p + n - frame), b, dsize);
+    }
+    ZSTD_freeDCtx(d);
+    ck_assert_uint_eq(got, raw);
+    *len = raw;
+    return out;
+}
+
 /* The data block handles that the index of table image b (laid out as l)
    lists: the first cap into off[] and size[]; returns how many there are. */
 static size_t index_handles(const uint8_t *b, const struct layout *l, uint64_t *off,
                             uint64_t *size, size_t cap)
 {
     struct blk blk;
-    ck_assert_int_eq(blk_parse(b + l->ioff, l->isize, &blk), STRATA_OK);
+    size_t ilen;
+    uint8_t *index = index_contents(b, l, &ilen);
+    ck_assert_int_eq(blk_parse(index, ilen, &blk), STRATA_OK);
     struct blk_iter it;
     blk_iter_init(&it);
     blk_iter_reset(&it, &blk);
@@ -473,15 +509,17 @@ static size_t index_handles(const uint8_t *b, const struct layout *l, uint64_t *
     }
     ck_assert_int_eq(it.status, STRATA_OK);
     blk_iter_release(&it);
+    free(index);
     return count;
 }
 
+/* Stores the type byte of every data block (found through the index block)
+   in types[0..cap) and returns the number of data blocks. */
 static size_t data_block_types(const char *path, int *types, size_t cap)
 {
     struct layout l = read_layout(path);
     size_t n;
     uint8_t *b = slurp(path, &n);
-    ck_assert_int_eq(b[l.ioff + l.isize], SST_TYPE_NONE);
     uint64_t *off = malloc(cap * sizeof(*off)), *size = malloc(cap * sizeof(*size));
     ck_assert(off && size);
     size_t count = index_handles(b, &l, off, size, cap);
@@ -513,8 +551,45 @@ static uint8_t *build_block(const struct model *m, unsigned interval, size_t *le
     return copy;
 }
 
+/* The heads-first order of a block built from m (types 3 and 4): the values
+   of m in order just before the restart array, which is unchanged, and
+   blk_heads_restore gives the block back. */
+static void check_heads_order(const uint8_t *data, size_t len, const struct model *m)
+{
+    uint8_t *h = malloc(len), *back = malloc(len);
+    ck_assert(h && back);
+    ck_assert_int_eq(blk_heads_first(data, len, h), STRATA_OK);
+    struct blk b;
+    ck_assert_int_eq(blk_parse(data, len, &b), STRATA_OK);
+    ck_assert_int_eq(memcmp(h + b.limit, data + b.limit, len - b.limit), 0);
+    size_t vsum = 0;
+    for (size_t i = 0; i < m->n; i++)
+        vsum += m->e[i].vlen;
+    const uint8_t *v = h + b.limit - vsum;
+    for (size_t i = 0; i < m->n; v += m->e[i++].vlen)
+        ck_assert_int_eq(memcmp(v, m->e[i].val, m->e[i].vlen), 0);
+    /* The heads come first, each shared | non_shared | value_len | key delta. */
+    const uint8_t *p = h;
+    for (size_t i = 0; i < m->n; i++) {
+        uint64_t sh, ns, vl;
+        ck_assert_ptr_nonnull(p = get_varint(p, h + len, &sh));
+        ck_assert_ptr_nonnull(p = get_varint(p, h + len, &ns));
+        ck_assert_ptr_nonnull(p = get_varint(p, h + len, &vl));
+        ck_assert_uint_eq(vl, m->e[i].vlen);
+        ck_assert_uint_eq(sh + ns, m->e[i].klen + 8);
+        p += ns;
+    }
+    ck_assert_ptr_eq(p, h + b.limit - vsum);
+    memset(back, 0xa5, len);
+    ck_assert_int_eq(blk_heads_restore(h, len, back), STRATA_OK);
+    ck_assert_int_eq(memcmp(back, data, len), 0);
+    free(h);
+    free(back);
+}
+
 static void check_block(const uint8_t *data, size_t len, const struct model *m, uint64_t *rng)
 {
+    check_heads_order(data, len, m);
     struct blk b;
     ck_assert_int_eq(blk_parse(data, len, &b), STRATA_OK);
     struct blk_iter it;
@@ -647,6 +722,78 @@ START_TEST(test_block_random)
         free(blk);
         model_free(&m);
     }
+}
+END_TEST
+
+/* Heads-first bytes that do not describe a block: refused, never read past. */
+START_TEST(test_block_heads_order_damage)
+{
+    uint64_t rng = tu_seed("test_block_heads_order_damage");
+    struct model m;
+    model_random(&m, &rng, 60, 40, 0);
+    size_t len;
+    uint8_t *blk = build_block(&m, 16, &len);
+    uint8_t *h = malloc(len), *out = malloc(len);
+    ck_assert(h && out);
+    ck_assert_int_eq(blk_heads_first(blk, len, h), STRATA_OK);
+    ck_assert_int_eq(m.e[0].vlen < 127 && blk[0] == 0, 1); /* one-byte varints, shared 0 */
+    /* The first value one byte longer or shorter: heads and values no longer
+       fill the entries exactly. */
+    for (int d = -1; d <= 1; d += 2) {
+        uint8_t save = h[2];
+        if (save == 0 && d < 0)
+            continue;
+        h[2] = (uint8_t)(save + d);
+        EXPECT(blk_heads_restore(h, len, out) == STRATA_CORRUPTION, "value length %+d accepted", d);
+        h[2] = save;
+    }
+    /* A restart count that does not fit, and inputs too short for one. */
+    uint8_t save[4];
+    memcpy(save, h + len - 4, 4);
+    put_u32(h + len - 4, (uint32_t)(len / 4));
+    ck_assert_int_eq(blk_heads_restore(h, len, out), STRATA_CORRUPTION);
+    ck_assert_int_eq(blk_heads_first(h, len, out), STRATA_CORRUPTION);
+    memcpy(h + len - 4, save, 4);
+    for (size_t n = 0; n < 4; n++) {
+        ck_assert_int_eq(blk_heads_restore(h, n, out), STRATA_CORRUPTION);
+        ck_assert_int_eq(blk_heads_first(h, n, out), STRATA_CORRUPTION);
+    }
+    /* A varint that never ends, and one over 32 bits. */
+    uint8_t save8[6];
+    memcpy(save8, h, 6);
+    memset(h, 0xff, 5);
+    h[5] = 0x0f;
+    ck_assert_int_eq(blk_heads_restore(h, len, out), STRATA_CORRUPTION);
+    memcpy(h, save8, 6);
+    /* Every cut and every single-byte change: OK or CORRUPTION, and when OK
+       the result goes back to the same bytes (ASan watches the reads). */
+    uint8_t *back = malloc(len);
+    ck_assert_ptr_nonnull(back);
+    for (size_t n = 0; n < len; n++) {
+        uint8_t *cut = malloc(n ? n : 1);
+        memcpy(cut, h, n);
+        int st = blk_heads_restore(cut, n, out);
+        ck_assert(st == STRATA_OK || st == STRATA_CORRUPTION);
+        free(cut);
+    }
+    for (size_t i = 0; i < len; i++) {
+        uint8_t was = h[i];
+        h[i] = (uint8_t)tu_rand(&rng);
+        int st = blk_heads_restore(h, len, out);
+        ck_assert(st == STRATA_OK || st == STRATA_CORRUPTION);
+        if (st == STRATA_OK) {
+            ck_assert_int_eq(blk_heads_first(out, len, back), STRATA_OK);
+            ck_assert_int_eq(memcmp(back, h, len), 0);
+        }
+        h[i] = was;
+    }
+    ck_assert_int_eq(blk_heads_restore(h, len, out), STRATA_OK);
+    ck_assert_int_eq(memcmp(out, blk, len), 0);
+    free(back);
+    free(h);
+    free(out);
+    free(blk);
+    model_free(&m);
 }
 END_TEST
 
@@ -1244,10 +1391,18 @@ START_TEST(test_compression_text)
     size_t n = data_block_types(path, types, 4096);
     ck_assert_uint_eq(n, bp.data_blocks);
     size_t zstd = 0;
-    for (size_t i = 0; i < n && i < 4096; i++)
-        zstd += types[i] == SST_TYPE_ZSTD;
+    for (size_t i = 0; i < n && i < 4096; i++) {
+        ck_assert(types[i] == SST_TYPE_NONE || types[i] == SST_TYPE_ZSTD_KV);
+        zstd += types[i] == SST_TYPE_ZSTD_KV;
+    }
     /* A block of mostly tombstones and random key bytes may not save 1/8. */
     ck_assert_uint_ge(zstd, n * 9 / 10);
+    /* The index block is compressed too, in block order (type 1). */
+    struct layout l = read_layout(path);
+    size_t flen;
+    uint8_t *fb = slurp(path, &flen);
+    ck_assert_int_eq(fb[l.ioff + l.isize], SST_TYPE_ZSTD);
+    free(fb);
 
     struct block_cache *c;
     ck_assert_int_eq(block_cache_new(1u << 20, &c), STRATA_OK);
@@ -1367,8 +1522,8 @@ START_TEST(test_compression_dictionary)
     ck_assert_uint_eq(nb, bp.data_blocks);
     size_t dict = 0;
     for (size_t i = 0; i < nb && i < 4096; i++) {
-        ck_assert_int_ne(types[i], SST_TYPE_ZSTD);
-        dict += types[i] == SST_TYPE_ZSTD_DICT;
+        ck_assert(types[i] == SST_TYPE_NONE || types[i] == SST_TYPE_ZSTD_DICT_KV);
+        dict += types[i] == SST_TYPE_ZSTD_DICT_KV;
     }
     ck_assert_uint_ge(dict, nb * 9 / 10);
     ck_assert_uint_lt(bp.file_size, pp.file_size);
@@ -2217,15 +2372,30 @@ START_TEST(test_dictionary_damage)
     int types[1024];
     size_t nb = data_block_types(v1, types, 1024);
     ck_assert_uint_gt(nb, 2);
-    ck_assert_int_eq(types[0], SST_TYPE_ZSTD);
-    /* Block 0 starts at 0; its size is the first index entry's. */
+    ck_assert_int_eq(types[0], SST_TYPE_ZSTD_KV);
+    /* Block 0 starts at 0; its size is the first index entry's. Both types
+       that name the dictionary are caught, in either order. */
     uint64_t off0, size0;
     ck_assert_uint_gt(index_handles(f, &l, &off0, &size0, 1), 0);
     ck_assert_uint_eq(off0, 0);
-    f[size0] = SST_TYPE_ZSTD_DICT;
-    reseal(f, 0, size0);
-    spit(path, f, n);
-    ck_assert_int_eq(expect_detected(path, &m, "dictionary type without dictionary", 0), 0);
+    const uint8_t dict_types[] = {SST_TYPE_ZSTD_DICT, SST_TYPE_ZSTD_DICT_KV};
+    for (size_t t = 0; t < 2; t++) {
+        memcpy(f, good1, n);
+        f[size0] = dict_types[t];
+        reseal(f, 0, size0);
+        spit(path, f, n);
+        ck_assert_int_eq(expect_detected(path, &m, "dictionary type without dictionary", 0), 0);
+    }
+    /* Heads-first order is for data blocks only: an index block (compressed,
+       type 1) relabelled as type 3 or 4 is refused at open. */
+    const uint8_t kv_types[] = {SST_TYPE_ZSTD_KV, SST_TYPE_ZSTD_DICT_KV};
+    for (size_t t = 0; t < 2; t++) {
+        memcpy(f, good1, n);
+        ck_assert_int_eq(f[l.ioff + l.isize], SST_TYPE_ZSTD);
+        f[l.ioff + l.isize] = kv_types[t];
+        reseal(f, l.ioff, l.isize);
+        EXPECT_OPEN(STRATA_CORRUPTION, "heads-first index");
+    }
 #undef EXPECT_OPEN
 #undef RESEAL_FOOTER
     free(f);
@@ -2591,6 +2761,7 @@ static Suite *sstable_suite(void)
     tcase_add_test(tc, test_block_big_values);
     tcase_add_test(tc, test_block_random);
     tcase_add_test(tc, test_block_empty);
+    tcase_add_test(tc, test_block_heads_order_damage);
     tcase_add_test(tc, test_block_bad_restarts);
     tcase_add_test(tc, test_block_fuzz);
     tc = tcase(s, "table");

@@ -146,6 +146,93 @@ int blk_builder_finish(struct blk_builder *bb, const uint8_t **out, size_t *len)
     return STRATA_OK;
 }
 
+/* ------------------------------------------------------ compression order */
+
+/* Reads the three varints of an entry's head at p; returns the byte after
+ * them, or NULL when one is malformed or over 32 bits. */
+static const uint8_t *head_varints(const uint8_t *p, const uint8_t *end, uint64_t *nonshared,
+                                   uint64_t *vlen)
+{
+    uint64_t shared;
+    if (!(p = get_varint(p, end, &shared)) || !(p = get_varint(p, end, nonshared)) ||
+        !(p = get_varint(p, end, vlen)))
+        return NULL;
+    return shared > UINT32_MAX || *nonshared > UINT32_MAX || *vlen > UINT32_MAX ? NULL : p;
+}
+
+/* Sets *lim to the offset of the restart array of len bytes of kv contents;
+ * returns 0 when the restart count does not fit. */
+static int entries_end(const uint8_t *p, size_t len, size_t *lim)
+{
+    if (len < 4 || len > SST_MAX_BLOCK_LEN)
+        return 0;
+    uint32_t n = get_u32(p + len - 4);
+    if (n > (len - 4) / 4)
+        return 0;
+    *lim = len - 4 - 4 * (size_t)n;
+    return 1;
+}
+
+int blk_heads_first(const uint8_t *src, size_t len, uint8_t *dst)
+{
+    size_t lim;
+    if (!entries_end(src, len, &lim))
+        return ERR_CORRUPTION();
+    const uint8_t *p = src, *q, *end = src + lim;
+    size_t vsum = 0;
+    uint64_t ns, vl;
+    while (p < end) {
+        if (!(q = head_varints(p, end, &ns, &vl)) || ns + vl > (size_t)(end - q))
+            return ERR_CORRUPTION();
+        vsum += vl;
+        p = q + ns + vl;
+    }
+    uint8_t *h = dst, *v = dst + lim - vsum;
+    for (p = src; p < end; p = q + vl) {
+        if (!(q = head_varints(p, end, &ns, &vl)))
+            return ERR_CORRUPTION(); /* not reached: checked above */
+        q += ns;
+        memcpy(h, p, (size_t)(q - p));
+        h += q - p;
+        memcpy(v, q, vl);
+        v += vl;
+    }
+    memcpy(dst + lim, src + lim, len - lim);
+    return STRATA_OK;
+}
+
+int blk_heads_restore(const uint8_t *src, size_t len, uint8_t *dst)
+{
+    size_t lim;
+    if (!entries_end(src, len, &lim))
+        return ERR_CORRUPTION();
+    /* The heads end where heads and values together fill the entries. */
+    const uint8_t *p = src, *end = src + lim;
+    uint64_t vsum = 0, ns, vl;
+    while ((uint64_t)(p - src) + vsum < lim) {
+        if (!(p = head_varints(p, end, &ns, &vl)) || ns > (size_t)(end - p))
+            return ERR_CORRUPTION();
+        p += ns;
+        vsum += vl;
+    }
+    if ((uint64_t)(p - src) + vsum != lim)
+        return ERR_CORRUPTION();
+    const uint8_t *hend = p, *v = p, *q;
+    uint8_t *o = dst;
+    for (p = src; p < hend; p = q) {
+        if (!(q = head_varints(p, hend, &ns, &vl)))
+            return ERR_CORRUPTION(); /* not reached: checked above */
+        q += ns;
+        memcpy(o, p, (size_t)(q - p));
+        o += q - p;
+        memcpy(o, v, vl);
+        o += vl;
+        v += vl;
+    }
+    memcpy(dst + lim, src + lim, len - lim);
+    return STRATA_OK;
+}
+
 /* ------------------------------------------------------------------ reader */
 
 #if defined(__GNUC__)

@@ -43,6 +43,23 @@ size_t blk_builder_estimate(const struct blk_builder *bb);
  * on bb. Returns STRATA_OK or STRATA_NOMEM. */
 int blk_builder_finish(struct blk_builder *bb, const uint8_t **out, size_t *len);
 
+/* ------------------------------------------------------ compression order */
+
+/* A data block stored as type 3 or 4 (table_format.h) was compressed in
+ * another order: the heads of its entries (their three varints and key
+ * delta, in order), then all their values in order, then the restart array
+ * and count as they were. Keys then sit beside keys and values beside
+ * values, which zstd codes more tightly (doc/table_format.md, "Heads-first
+ * order").
+ *
+ * blk_heads_first writes that order of the len bytes at src to dst;
+ * blk_heads_restore undoes it. dst must hold len bytes and not overlap src.
+ * Both return STRATA_OK, or STRATA_CORRUPTION when src is not entries
+ * followed by a restart count that fits (dst is then partly written). The
+ * restart array itself is left to blk_parse. */
+int blk_heads_first(const uint8_t *src, size_t len, uint8_t *dst);
+int blk_heads_restore(const uint8_t *src, size_t len, uint8_t *dst);
+
 /* ------------------------------------------------------------------ reader */
 
 /* A parsed view of a block's bytes (not an owner). */

@@ -87,8 +87,10 @@ struct sst_builder {
     uint64_t *hashes; /* invariant 4 */
     size_t nhash, hcap;
     ZSTD_CCtx *cctx;
-    uint8_t *cbuf;
+    uint8_t *cbuf; /* a compressed block */
     size_t ccap;
+    uint8_t *hbuf; /* a data block in heads-first order, or the samples so */
+    size_t hbuf_cap;
     /* Dictionary (invariant 6). */
     int sampling;
     uint8_t *smp;
@@ -178,6 +180,7 @@ static void destroy(struct sst_builder *b)
     blk_builder_free(&b->data);
     blk_builder_free(&b->index);
     ZSTD_freeCCtx(b->cctx);
+    mem_free(b->hbuf);
     ZSTD_freeCDict(b->cdict);
     mem_free(b->cbuf);
     mem_free(b->smp);
@@ -268,19 +271,37 @@ static int room(struct sst_builder *b, size_t n)
     return st == STRATA_OK ? st : fail(b, st);
 }
 
+/* How write_block stores a block. */
+enum store {
+    STORE_RAW,    /* as it is (type 0) */
+    STORE_PACKED, /* compressed when that pays (types 1, 2) */
+    STORE_DATA,   /* a data block: compressed in heads-first order when that
+                     pays (types 3, 4) */
+};
+
 /* Frames contents as a block (compressing when allowed and worth it) into the
  * buffer and returns its handle. */
-static int write_block(struct sst_builder *b, const uint8_t *contents, size_t len, int compress,
+static int write_block(struct sst_builder *b, const uint8_t *contents, size_t len, enum store how,
                        uint64_t *off, uint64_t *size)
 {
     const uint8_t *src = contents;
     size_t slen = len;
     uint8_t type = SST_TYPE_NONE;
-    if (compress && b->o.compression_level > 0) {
+    if (how != STORE_RAW && b->o.compression_level > 0) {
         size_t bound = VARINT_MAX + ZSTD_compressBound(len);
         int st = grow(&b->cbuf, &b->ccap, bound);
         if (st != STRATA_OK)
             return fail(b, st);
+        int kv = 0;
+        if (how == STORE_DATA) {
+            if ((st = grow(&b->hbuf, &b->hbuf_cap, len)) != STRATA_OK)
+                return fail(b, st);
+            /* Our own block always parses; if not, it goes in block order. */
+            if (blk_heads_first(contents, len, b->hbuf) == STRATA_OK) {
+                contents = b->hbuf;
+                kv = 1;
+            }
+        }
         if (!b->cctx && !(b->cctx = ZSTD_createCCtx_advanced(zmem)))
             return fail(b, ERR_NOMEM());
         uint8_t *p = put_varint(b->cbuf, len);
@@ -300,7 +321,8 @@ static int write_block(struct sst_builder *b, const uint8_t *contents, size_t le
         } else if (hdr + n <= len - len / 8) {
             src = b->cbuf;
             slen = hdr + n;
-            type = b->cdict ? SST_TYPE_ZSTD_DICT : SST_TYPE_ZSTD;
+            type = kv ? (b->cdict ? SST_TYPE_ZSTD_DICT_KV : SST_TYPE_ZSTD_KV)
+                      : (b->cdict ? SST_TYPE_ZSTD_DICT : SST_TYPE_ZSTD);
         }
     }
     int st = room(b, slen + SST_BLOCK_TRAILER);
@@ -397,13 +419,22 @@ static int start_dict(struct sst_builder *b)
     uint8_t *dict = mem_alloc(cap);
     if (!dict)
         return fail(b, ERR_NOMEM());
+    /* The blocks will be compressed in heads-first order: so are the
+       samples the statistics come from. */
+    int st = grow(&b->hbuf, &b->hbuf_cap, b->smplen);
+    if (st != STRATA_OK) {
+        mem_free(dict);
+        return fail(b, st);
+    }
+    for (size_t i = 0, at = 0; i < b->nsmp; at += b->smp_sizes[i++])
+        if (blk_heads_first(b->smp + at, b->smp_sizes[i], b->hbuf + at) != STRATA_OK)
+            memcpy(b->hbuf + at, b->smp + at, b->smp_sizes[i]); /* not reached */
     /* Content: the samples' last bytes (zstd keeps the end of the content
        when it must shorten it to fit the header and tables). */
     size_t clen = b->smplen < cap ? b->smplen : cap;
     ZDICT_params_t zp = {.compressionLevel = b->o.compression_level, .dictID = DICT_ID};
-    size_t n = ZDICT_finalizeDictionary(dict, cap, b->smp + b->smplen - clen, clen, b->smp,
+    size_t n = ZDICT_finalizeDictionary(dict, cap, b->hbuf + b->smplen - clen, clen, b->hbuf,
                                         b->smp_sizes, (unsigned)b->nsmp, zp);
-    int st = STRATA_OK;
     if (!ZDICT_isError(n)) {
         uint64_t off, size;
         if (!b->cctx && !(b->cctx = ZSTD_createCCtx_advanced(zmem)))
@@ -413,7 +444,7 @@ static int start_dict(struct sst_builder *b)
         else if (ZSTD_isError(ZSTD_CCtx_setParameter(b->cctx, ZSTD_c_dictIDFlag, 0)) ||
                  ZSTD_isError(ZSTD_CCtx_refCDict(b->cctx, b->cdict)))
             st = fail(b, ERR_NOMEM()); /* cannot fail with valid arguments */
-        else if ((st = write_block(b, dict, n, 0, &off, &size)) == STRATA_OK)
+        else if ((st = write_block(b, dict, n, STORE_RAW, &off, &size)) == STRATA_OK)
             b->dict_size = (uint32_t)n;
     }
     mem_free(dict);
@@ -433,7 +464,7 @@ static int end_sampling(struct sst_builder *b)
        undefined behaviour). */
     size_t at = 0, sat = 0;
     for (size_t i = 0; i < b->nsmp; i++) {
-        if ((st = write_block(b, b->smp + at, b->smp_sizes[i], 1, &b->pend_off,
+        if ((st = write_block(b, b->smp + at, b->smp_sizes[i], STORE_DATA, &b->pend_off,
                               &b->pend_size)) != STRATA_OK)
             return st;
         at += b->smp_sizes[i];
@@ -487,7 +518,7 @@ static int finish_data_block(struct sst_builder *b)
     if (b->sampling)
         st = add_sample(b, contents, len);
     else
-        st = write_block(b, contents, len, 1, &b->pend_off, &b->pend_size);
+        st = write_block(b, contents, len, STORE_DATA, &b->pend_off, &b->pend_size);
     if (st != STRATA_OK)
         return st;
     b->props.data_blocks++;
@@ -748,7 +779,7 @@ static int write_tail(struct sst_builder *b)
         size_t rdlen;
         if ((st = encode_range_dels(b, &rd, &rdlen)) != STRATA_OK)
             return fail(b, st);
-        st = write_block(b, rd, rdlen, 1, &p->rd_offset, &p->rd_size);
+        st = write_block(b, rd, rdlen, STORE_PACKED, &p->rd_offset, &p->rd_size);
         mem_free(rd);
         if (st != STRATA_OK)
             return st;
@@ -761,7 +792,7 @@ static int write_tail(struct sst_builder *b)
         if (!f)
             return fail(b, ERR_NOMEM());
         bloom_build(b->hashes, b->nhash, b->o.bloom_bits_per_key, f);
-        st = write_block(b, f, flen, 0, &foff, &fsize);
+        st = write_block(b, f, flen, STORE_RAW, &foff, &fsize);
         mem_free(f);
         if (st != STRATA_OK)
             return st;
@@ -770,12 +801,12 @@ static int write_tail(struct sst_builder *b)
     size_t len;
     if ((st = blk_builder_finish(&b->index, &contents, &len)) != STRATA_OK)
         return fail(b, st);
-    if ((st = write_block(b, contents, len, 0, &ioff, &isize)) != STRATA_OK)
+    if ((st = write_block(b, contents, len, STORE_PACKED, &ioff, &isize)) != STRATA_OK)
         return st;
     uint8_t *pbuf;
     if ((st = encode_props(p, &pbuf, &len)) != STRATA_OK)
         return fail(b, st);
-    st = write_block(b, pbuf, len, 0, &poff, &psize);
+    st = write_block(b, pbuf, len, STORE_RAW, &poff, &psize);
     mem_free(pbuf);
     if (st != STRATA_OK)
         return st;

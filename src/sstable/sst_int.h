@@ -26,6 +26,16 @@ struct sst_index_entry {
 /* Decompression contexts kept for reuse (creating one costs ~100 KiB). */
 #define SST_DCTX_POOL 8
 
+/* A pooled decompression context and its scratch buffer, into which a
+ * heads-first block (types 3, 4) is decompressed before its order is
+ * restored. The buffer is kept only up to SST_SCRATCH_KEEP bytes. */
+struct sst_dslot {
+    void *dctx; /* ZSTD_DCtx */
+    uint8_t *buf;
+    size_t cap;
+};
+#define SST_SCRATCH_KEEP ((size_t)256 * 1024)
+
 struct sst_reader {
     io_env *env;
     int fd;
@@ -59,7 +69,7 @@ struct sst_reader {
     void *ddict;
     uint64_t data_start;
     uv_mutex_t dmu; /* guards dpool and dcount */
-    void *dpool[SST_DCTX_POOL];
+    struct sst_dslot dpool[SST_DCTX_POOL];
     int dcount;
 };
 

@@ -66,34 +66,79 @@ static void zfree(void *opaque, void *p)
 
 static const ZSTD_customMem zmem = {zalloc, zfree, NULL};
 
-static ZSTD_DCtx *take_dctx(struct sst_reader *r)
+/* Takes a pooled context (or makes one) into *s; returns 0 without memory. */
+static int take_slot(struct sst_reader *r, struct sst_dslot *s)
 {
-    ZSTD_DCtx *d = NULL;
+    int got = 0;
     uv_mutex_lock(&r->dmu);
-    if (r->dcount > 0)
-        d = r->dpool[--r->dcount];
-    uv_mutex_unlock(&r->dmu);
-    return d ? d : ZSTD_createDCtx_advanced(zmem);
-}
-
-static void give_dctx(struct sst_reader *r, ZSTD_DCtx *d)
-{
-    uv_mutex_lock(&r->dmu);
-    if (r->dcount < SST_DCTX_POOL) {
-        r->dpool[r->dcount++] = d;
-        d = NULL;
+    if (r->dcount > 0) {
+        *s = r->dpool[--r->dcount];
+        got = 1;
     }
     uv_mutex_unlock(&r->dmu);
-    ZSTD_freeDCtx(d);
+    if (!got)
+        *s = (struct sst_dslot){ZSTD_createDCtx_advanced(zmem), NULL, 0};
+    return s->dctx != NULL;
 }
 
-/* Inflates a zstd block (contents: varint size | frame) of type
- * SST_TYPE_ZSTD or SST_TYPE_ZSTD_DICT into a fresh entry. */
+static void give_slot(struct sst_reader *r, struct sst_dslot *s)
+{
+    if (s->cap > SST_SCRATCH_KEEP) {
+        mem_free(s->buf);
+        s->buf = NULL;
+        s->cap = 0;
+    }
+    uv_mutex_lock(&r->dmu);
+    if (r->dcount < SST_DCTX_POOL) {
+        r->dpool[r->dcount++] = *s;
+        s = NULL;
+    }
+    uv_mutex_unlock(&r->dmu);
+    if (s) {
+        ZSTD_freeDCtx(s->dctx);
+        mem_free(s->buf);
+    }
+}
+
+/* Whether t is a zstd type: 1, 2, or for a data block 3 and 4. */
+static int zstd_type(int t, int data)
+{
+    return t == SST_TYPE_ZSTD || t == SST_TYPE_ZSTD_DICT ||
+           (data && (t == SST_TYPE_ZSTD_KV || t == SST_TYPE_ZSTD_DICT_KV));
+}
+
+/* Makes s's scratch buffer hold at least n bytes; returns 0 without memory. */
+static int reserve(struct sst_dslot *s, size_t n)
+{
+    if (n <= s->cap)
+        return 1;
+    uint8_t *b = mem_realloc(s->buf, n);
+    if (!b)
+        return 0;
+    s->buf = b;
+    s->cap = n;
+    return 1;
+}
+
+/* Decompresses a frame into dst (exactly raw bytes). */
+static int decompress(struct sst_dslot *s, const ZSTD_DDict *dict, uint8_t *dst, uint64_t raw,
+                      const uint8_t *frame, size_t flen)
+{
+    size_t got = dict ? ZSTD_decompress_usingDDict(s->dctx, dst, (size_t)raw, frame, flen, dict)
+                      : ZSTD_decompressDCtx(s->dctx, dst, (size_t)raw, frame, flen);
+    if (ZSTD_isError(got) && ZSTD_getErrorCode(got) == ZSTD_error_memory_allocation)
+        return ERR_NOMEM();
+    return ZSTD_isError(got) || got != raw ? ERR_CORRUPTION() : STRATA_OK;
+}
+
+/* Inflates a zstd block (contents: varint size | frame) of type 1 to 4
+ * (zstd_type) into a fresh entry, in block order. */
 static int inflate(struct sst_reader *r, int type, const uint8_t *p, size_t n,
                    struct bc_entry **out)
 {
     const ZSTD_DDict *dict = NULL;
-    if (type == SST_TYPE_ZSTD_DICT && !(dict = r->ddict))
+    int kv = type == SST_TYPE_ZSTD_KV || type == SST_TYPE_ZSTD_DICT_KV;
+    if ((type == SST_TYPE_ZSTD_DICT || type == SST_TYPE_ZSTD_DICT_KV) && !(dict = r->ddict))
         return ERR_CORRUPTION(); /* a table without a dictionary */
     uint64_t raw;
     const uint8_t *frame = get_varint(p, p + n, &raw);
@@ -113,20 +158,24 @@ static int inflate(struct sst_reader *r, int type, const uint8_t *p, size_t n,
        faster than with that pass.) */
     for (const uint8_t *c = frame; c < p + n; c += 64)
         __builtin_prefetch(c);
-    ZSTD_DCtx *d = take_dctx(r);
-    if (!d) {
+    struct sst_dslot s;
+    if (!take_slot(r, &s)) {
         block_cache_release(e);
         return ERR_NOMEM();
     }
     size_t flen = (size_t)(p + n - frame);
-    size_t got = dict ? ZSTD_decompress_usingDDict(d, e->data, (size_t)raw, frame, flen, dict)
-                      : ZSTD_decompressDCtx(d, e->data, (size_t)raw, frame, flen);
-    give_dctx(r, d);
-    if (ZSTD_isError(got) || got != raw) {
+    int st;
+    if (!kv) {
+        st = decompress(&s, dict, e->data, raw, frame, flen);
+    } else if (!reserve(&s, (size_t)raw)) {
+        st = ERR_NOMEM();
+    } else if ((st = decompress(&s, dict, s.buf, raw, frame, flen)) == STRATA_OK) {
+        st = blk_heads_restore(s.buf, (size_t)raw, e->data);
+    }
+    give_slot(r, &s);
+    if (st != STRATA_OK) {
         block_cache_release(e);
-        if (ZSTD_isError(got) && ZSTD_getErrorCode(got) == ZSTD_error_memory_allocation)
-            return ERR_NOMEM();
-        return ERR_CORRUPTION();
+        return st;
     }
     *out = e;
     return STRATA_OK;
@@ -134,8 +183,9 @@ static int inflate(struct sst_reader *r, int type, const uint8_t *p, size_t n,
 
 /* Reads the block with handle (off, size) into a fresh uncached entry holding
  * its uncompressed contents. The caller has checked that the handle lies in
- * the file. The checksum is verified when verify is set. */
-static int fetch(struct sst_reader *r, uint64_t off, uint64_t size, int verify,
+ * the file. The checksum is verified when verify is set. Types 3 and 4
+ * (heads-first order) are accepted only when data is set: a data block. */
+static int fetch(struct sst_reader *r, uint64_t off, uint64_t size, int verify, int data,
                  struct bc_entry **out)
 {
     if (size > SST_MAX_BLOCK_LEN)
@@ -146,15 +196,9 @@ static int fetch(struct sst_reader *r, uint64_t off, uint64_t size, int verify,
         const uint8_t *b = r->map + off;
         if (verify && XXH3_64bits(b, n + 1) != get_u64(b + n + 1))
             return ERR_CORRUPTION();
-        switch (b[n]) {
-        case SST_TYPE_NONE:
+        if (b[n] == SST_TYPE_NONE)
             return (*out = bc_entry_wrap(b, n)) ? STRATA_OK : ERR_NOMEM();
-        case SST_TYPE_ZSTD:
-        case SST_TYPE_ZSTD_DICT:
-            return inflate(r, b[n], b, n, out);
-        default:
-            return ERR_CORRUPTION();
-        }
+        return zstd_type(b[n], data) ? inflate(r, b[n], b, n, out) : ERR_CORRUPTION();
     }
     struct bc_entry *e = bc_entry_new(n + SST_BLOCK_TRAILER);
     if (!e)
@@ -163,18 +207,13 @@ static int fetch(struct sst_reader *r, uint64_t off, uint64_t size, int verify,
     if (st == STRATA_OK && verify && XXH3_64bits(e->data, n + 1) != get_u64(e->data + n + 1))
         st = ERR_CORRUPTION();
     if (st == STRATA_OK) {
-        switch (e->data[n]) {
-        case SST_TYPE_NONE:
+        if (e->data[n] == SST_TYPE_NONE) {
             e->len = n;
             *out = e;
             return STRATA_OK;
-        case SST_TYPE_ZSTD:
-        case SST_TYPE_ZSTD_DICT:
-            st = inflate(r, e->data[n], e->data, n, out);
-            break;
-        default:
-            st = ERR_CORRUPTION();
         }
+        st = zstd_type(e->data[n], data) ? inflate(r, e->data[n], e->data, n, out)
+                                         : ERR_CORRUPTION();
     }
     block_cache_release(e);
     return st;
@@ -238,7 +277,7 @@ int sst_read_data_block(struct sst_reader *r, const struct sst_read_options *ro,
        table only the first time. */
     int fill = r->cache && ro->fill_cache;
     int verify = (ro->verify_checksums || fill) && !(r->map && block_verified(r, i));
-    int st = fetch(r, x->offset, x->size, verify, &e);
+    int st = fetch(r, x->offset, x->size, verify, 1, &e);
     if (st != STRATA_OK)
         return st;
     if (verify && r->map)
@@ -439,8 +478,10 @@ static void destroy(struct sst_reader *r)
     if (r->map)
         r->env->unmap(r->env, r->map, r->map_len);
     sst_props_clear(&r->props);
-    for (int i = 0; i < r->dcount; i++)
-        ZSTD_freeDCtx(r->dpool[i]);
+    for (int i = 0; i < r->dcount; i++) {
+        ZSTD_freeDCtx(r->dpool[i].dctx);
+        mem_free(r->dpool[i].buf);
+    }
     uv_mutex_destroy(&r->dmu);
     if (r->fd >= 0)
         r->env->close(r->env, r->fd);
@@ -452,7 +493,7 @@ static void destroy(struct sst_reader *r)
 static int load_range_dels(struct sst_reader *r)
 {
     struct bc_entry *e;
-    int st = fetch(r, r->props.rd_offset, r->props.rd_size, 1, &e);
+    int st = fetch(r, r->props.rd_offset, r->props.rd_size, 1, 0, &e);
     if (st != STRATA_OK)
         return st;
     const struct sst_props *pr = &r->props;
@@ -581,7 +622,7 @@ static int load(struct sst_reader *r)
         return st;
 
     struct bc_entry *e;
-    if ((st = fetch(r, poff, psz, 1, &e)) != STRATA_OK)
+    if ((st = fetch(r, poff, psz, 1, 0, &e)) != STRATA_OK)
         return st;
     st = decode_props(e->p, e->len, format, &r->props);
     block_cache_release(e);
@@ -598,7 +639,7 @@ static int load(struct sst_reader *r)
             return st;
     }
 
-    if ((st = fetch(r, ioff, isz, 1, &e)) != STRATA_OK)
+    if ((st = fetch(r, ioff, isz, 1, 0, &e)) != STRATA_OK)
         return st;
     st = decode_index(r, e->p, e->len);
     block_cache_release(e);
@@ -613,7 +654,7 @@ static int load(struct sst_reader *r)
         return ERR_NOMEM();
 
     if (fsz) {
-        if ((st = fetch(r, foff, fsz, 1, &r->filter_block)) != STRATA_OK)
+        if ((st = fetch(r, foff, fsz, 1, 0, &r->filter_block)) != STRATA_OK)
             return st;
         st = bloom_parse(r->filter_block->p, r->filter_block->len, &r->filter);
     }

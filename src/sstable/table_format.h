@@ -72,6 +72,12 @@
 #define SST_TYPE_ZSTD 1 /* contents: varint uncompressed size | one zstd frame */
 #define SST_TYPE_ZSTD_DICT 2 /* as SST_TYPE_ZSTD, the frame made with the table's
                                 dictionary (version 3 only) */
+/* Data blocks only: as SST_TYPE_ZSTD and SST_TYPE_ZSTD_DICT, but the frame
+   holds the block in heads-first order (sst_block.h): all entry heads, then
+   all values, then the restart array. Added after versions 1-3 were first
+   written; every table this build compresses uses them for its data blocks. */
+#define SST_TYPE_ZSTD_KV 3
+#define SST_TYPE_ZSTD_DICT_KV 4 /* version 3 only */
 
 /* No block's (uncompressed) contents may exceed this; a reader rejects larger
  * claims before allocating. */
