@@ -150,14 +150,47 @@ int blk_builder_finish(struct blk_builder *bb, const uint8_t **out, size_t *len)
 
 /* Reads the three varints of an entry's head at p; returns the byte after
  * them, or NULL when one is malformed or over 32 bits. */
-static const uint8_t *head_varints(const uint8_t *p, const uint8_t *end, uint64_t *nonshared,
-                                   uint64_t *vlen)
+static inline const uint8_t *head_varints(const uint8_t *p, const uint8_t *end,
+                                          uint64_t *nonshared, uint64_t *vlen)
 {
+    if (end - p >= 3 && (p[0] | p[1] | p[2]) < 0x80) { /* the common case */
+        *nonshared = p[1];
+        *vlen = p[2];
+        return p + 3;
+    }
     uint64_t shared;
     if (!(p = get_varint(p, end, &shared)) || !(p = get_varint(p, end, nonshared)) ||
         !(p = get_varint(p, end, vlen)))
         return NULL;
     return shared > UINT32_MAX || *nonshared > UINT32_MAX || *vlen > UINT32_MAX ? NULL : p;
+}
+
+/* memcpy for the short pieces of a block (heads of ~10-30 bytes, values):
+ * fixed-size copies the compiler inlines instead of a libc call per piece,
+ * which took 7% of readrandom on zstd tables. Never touches bytes outside
+ * [d, d + n) and [s, s + n). */
+static inline void copy_short(uint8_t *d, const uint8_t *s, size_t n)
+{
+    if (n >= 16) {
+        if (n > 256) {
+            memcpy(d, s, n);
+            return;
+        }
+        size_t i = 0;
+        for (; i + 16 <= n; i += 16)
+            memcpy(d + i, s + i, 16);
+        if (i < n)
+            memcpy(d + n - 16, s + n - 16, 16);
+    } else if (n >= 8) {
+        memcpy(d, s, 8);
+        memcpy(d + n - 8, s + n - 8, 8);
+    } else if (n >= 4) {
+        memcpy(d, s, 4);
+        memcpy(d + n - 4, s + n - 4, 4);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            d[i] = s[i];
+    }
 }
 
 /* Sets *lim to the offset of the restart array of len bytes of kv contents;
@@ -223,9 +256,9 @@ int blk_heads_restore(const uint8_t *src, size_t len, uint8_t *dst)
         if (!(q = head_varints(p, hend, &ns, &vl)))
             return ERR_CORRUPTION(); /* not reached: checked above */
         q += ns;
-        memcpy(o, p, (size_t)(q - p));
+        copy_short(o, p, (size_t)(q - p));
         o += q - p;
-        memcpy(o, v, vl);
+        copy_short(o, v, vl);
         o += vl;
         v += vl;
     }
