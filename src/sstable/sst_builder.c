@@ -2,21 +2,24 @@
  * sst_builder.c - writes a table file from entries given in internal-key order.
  *
  * Entries go into the current data block; when it reaches block_bytes it is
- * finished (restart array appended), compressed if that saves at least 1/8,
- * framed with its type and checksum and appended to a 256 KiB write buffer
- * that is written out in whole blocks. The index entry of a block waits for
- * the first key of the next block so that its separator can be short. At
- * finish the filter, index, properties and footer follow, then the file is
- * fdatasynced, renamed from "<path>.tmp" to path and the directory fsynced.
+ * finished (restart array appended), compressed in heads-first order
+ * (sst_block.h) if that saves at least 1/8, framed with its type and checksum
+ * and appended to a 256 KiB write buffer that is written out in whole
+ * blocks. The index entry of a block waits for the first key of the next
+ * block so that its separator can be short. At finish the filter, index
+ * (compressed in block order when that pays), properties and footer follow,
+ * then the file is fdatasynced, renamed from "<path>.tmp" to path and the
+ * directory fsynced.
  *
  * Dictionary (compression with dict_bytes > 0): the first data blocks are
  * kept raw as samples until they reach DICT_SAMPLE_RATIO * dict_bytes. A zstd
- * dictionary is then built from them (their statistics, and their last bytes
- * as content), written first, at offset 0, and every data block is compressed
- * with it (table format version 3). Per-block compression of small blocks
- * pays for entropy tables in every block, in size and above all in decoding
- * time (building the Huffman table is much of a 4 KiB block's decode); with
- * the table's dictionary the blocks reuse its tables. A table whose samples
+ * dictionary is then built from them in heads-first order (their statistics,
+ * and their last bytes as content), written first, at offset 0, and every
+ * data block is compressed with it (table format version 3). Per-block
+ * compression of small blocks pays for entropy tables in every block, in
+ * size and above all in decoding time (building the Huffman table is much
+ * of a 4 KiB block's decode); with the table's dictionary the blocks reuse
+ * its tables. A table whose samples
  * are fewer than DICT_MIN_BLOCKS blocks, or whose samples zstd cannot build
  * a dictionary from, is written without one.
  *
@@ -89,7 +92,8 @@ struct sst_builder {
     ZSTD_CCtx *cctx;
     uint8_t *cbuf; /* a compressed block */
     size_t ccap;
-    uint8_t *hbuf; /* a data block in heads-first order, or the samples so */
+    uint8_t *hbuf; /* a data block in heads-first order (in start_dict: all
+                      the samples, each in that order) */
     size_t hbuf_cap;
     /* Dictionary (invariant 6). */
     int sampling;
