@@ -193,24 +193,12 @@ static inline void copy_short(uint8_t *d, const uint8_t *s, size_t n)
     }
 }
 
-/* Sets *lim to the offset of the restart array of len bytes of kv contents;
- * returns 0 when the restart count does not fit. */
-static int entries_end(const uint8_t *p, size_t len, size_t *lim)
-{
-    if (len < 4 || len > SST_MAX_BLOCK_LEN)
-        return 0;
-    uint32_t n = get_u32(p + len - 4);
-    if (n > (len - 4) / 4)
-        return 0;
-    *lim = len - 4 - 4 * (size_t)n;
-    return 1;
-}
-
 int blk_heads_first(const uint8_t *src, size_t len, uint8_t *dst)
 {
-    size_t lim;
-    if (!entries_end(src, len, &lim))
+    struct blk b;
+    if (blk_parse(src, len, &b) != STRATA_OK)
         return ERR_CORRUPTION();
+    size_t lim = b.limit;
     const uint8_t *p = src, *q, *end = src + lim;
     size_t vsum = 0;
     uint64_t ns, vl;
@@ -236,9 +224,10 @@ int blk_heads_first(const uint8_t *src, size_t len, uint8_t *dst)
 
 int blk_heads_restore(const uint8_t *src, size_t len, uint8_t *dst)
 {
-    size_t lim;
-    if (!entries_end(src, len, &lim))
+    struct blk b;
+    if (blk_parse(src, len, &b) != STRATA_OK)
         return ERR_CORRUPTION();
+    size_t lim = b.limit;
     /* The heads end where heads and values together fill the entries. */
     const uint8_t *p = src, *end = src + lim;
     uint64_t vsum = 0, ns, vl;

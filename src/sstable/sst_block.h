@@ -54,9 +54,9 @@ int blk_builder_finish(struct blk_builder *bb, const uint8_t **out, size_t *len)
  *
  * blk_heads_first writes that order of the len bytes at src to dst;
  * blk_heads_restore undoes it. dst must hold len bytes and not overlap src.
- * Both return STRATA_OK, or STRATA_CORRUPTION when src is not entries
- * followed by a restart count that fits (dst is then partly written). The
- * restart array itself is left to blk_parse. */
+ * Both return STRATA_OK, or STRATA_CORRUPTION when src's restart array
+ * fails blk_parse (it sits at the end in both orders) or its entries do not
+ * decode in the order given (dst is then partly written). */
 int blk_heads_first(const uint8_t *src, size_t len, uint8_t *dst);
 int blk_heads_restore(const uint8_t *src, size_t len, uint8_t *dst);
 

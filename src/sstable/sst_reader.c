@@ -69,15 +69,13 @@ static const ZSTD_customMem zmem = {zalloc, zfree, NULL};
 /* Takes a pooled context (or makes one) into *s; returns 0 without memory. */
 static int take_slot(struct sst_reader *r, struct sst_dslot *s)
 {
-    int got = 0;
+    *s = (struct sst_dslot){NULL, NULL, 0};
     uv_mutex_lock(&r->dmu);
-    if (r->dcount > 0) {
+    if (r->dcount > 0)
         *s = r->dpool[--r->dcount];
-        got = 1;
-    }
     uv_mutex_unlock(&r->dmu);
-    if (!got)
-        *s = (struct sst_dslot){ZSTD_createDCtx_advanced(zmem), NULL, 0};
+    if (!s->dctx)
+        s->dctx = ZSTD_createDCtx_advanced(zmem);
     return s->dctx != NULL;
 }
 
@@ -121,11 +119,11 @@ static int reserve(struct sst_dslot *s, size_t n)
 }
 
 /* Decompresses a frame into dst (exactly raw bytes). */
-static int decompress(struct sst_dslot *s, const ZSTD_DDict *dict, uint8_t *dst, uint64_t raw,
+static int decompress(ZSTD_DCtx *d, const ZSTD_DDict *dict, uint8_t *dst, uint64_t raw,
                       const uint8_t *frame, size_t flen)
 {
-    size_t got = dict ? ZSTD_decompress_usingDDict(s->dctx, dst, (size_t)raw, frame, flen, dict)
-                      : ZSTD_decompressDCtx(s->dctx, dst, (size_t)raw, frame, flen);
+    size_t got = dict ? ZSTD_decompress_usingDDict(d, dst, (size_t)raw, frame, flen, dict)
+                      : ZSTD_decompressDCtx(d, dst, (size_t)raw, frame, flen);
     if (ZSTD_isError(got) && ZSTD_getErrorCode(got) == ZSTD_error_memory_allocation)
         return ERR_NOMEM();
     return ZSTD_isError(got) || got != raw ? ERR_CORRUPTION() : STRATA_OK;
@@ -166,10 +164,10 @@ static int inflate(struct sst_reader *r, int type, const uint8_t *p, size_t n,
     size_t flen = (size_t)(p + n - frame);
     int st;
     if (!kv) {
-        st = decompress(&s, dict, e->data, raw, frame, flen);
+        st = decompress(s.dctx, dict, e->data, raw, frame, flen);
     } else if (!reserve(&s, (size_t)raw)) {
         st = ERR_NOMEM();
-    } else if ((st = decompress(&s, dict, s.buf, raw, frame, flen)) == STRATA_OK) {
+    } else if ((st = decompress(s.dctx, dict, s.buf, raw, frame, flen)) == STRATA_OK) {
         st = blk_heads_restore(s.buf, (size_t)raw, e->data);
     }
     give_slot(r, &s);
