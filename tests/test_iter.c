@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "compaction/iter.h"
+#include "compaction/version.h"
 #include "memtable/memtable.h"
 #include "sstable/sstable.h"
 #include "support/testutil.h"
@@ -49,6 +50,7 @@ struct fixture {
     size_t nref;
     struct iter *it;
     struct sst_reader *reader[MAXC];
+    int all_filtered; /* every table gets a bloom filter, not only odd ones */
     char dir[4096];
 };
 
@@ -83,7 +85,7 @@ static struct iter *make_child(struct fixture *fx, size_t i, int type)
     char path[4200];
     snprintf(path, sizeof(path), "%s/%06zu.sst", fx->dir, i + 1);
     /* Small blocks so that scans cross many block boundaries both ways. */
-    struct sst_options o = {128, (int)(i % 2) * 10, 0, 0};
+    struct sst_options o = {128, fx->all_filtered || i % 2 ? 10 : 0, 0, 0};
     struct sst_builder *b = NULL;
     ck_assert_int_eq(sst_builder_new(io_posix(), path, &o, &b), STRATA_OK);
     for (size_t k = 0; k < fx->nref; k++) { /* ref is sorted: so is each child's share */
@@ -523,6 +525,119 @@ START_TEST(edge_duplicate_across_children)
 }
 END_TEST
 
+/* A seek positions only the children whose filter may hold the target's user
+   key (and the last child); the others wait, unread, until the merge moves,
+   and then the scan goes on exactly as if every child had been sought. */
+START_TEST(seek_defers_filtered_children)
+{
+    for (int backward = 0; backward < 2; backward++) {
+        struct fixture fx = {.all_filtered = 1};
+        fx.ref = calloc(400, sizeof(*fx.ref));
+        for (size_t j = 0; j < 400; j++) { /* "k000".."k399", child j % 4 */
+            struct ent *e = &fx.ref[fx.nref++];
+            e->klen = (size_t)snprintf((char *)e->key, KMAX, "k%03zu", j);
+            e->trailer = ikey_trailer(j + 1, KIND_VALUE);
+            e->child = j % 4;
+            e->vlen = (size_t)snprintf(e->val, sizeof(e->val), "v%zu", j);
+        }
+        int types[4] = {CHILD_TABLE, CHILD_TABLE, CHILD_TABLE, CHILD_TABLE};
+        fixture_build(&fx, types, 4);
+        size_t deferred = 0, probes = 0;
+        long step = 0;
+        for (long j = 0; j < 400; j++) {
+            const struct ent *e = &fx.ref[j];
+            uint64_t reads[4];
+            for (size_t i = 0; i < 4; i++)
+                reads[i] = sst_reader_block_reads(fx.reader[i]);
+            if (backward)
+                iter_seek_for_prev(fx.it, e->key, e->klen, ikey_trailer(0, 0));
+            else
+                iter_seek(fx.it, e->key, e->klen, ikey_trailer(SEQ_MAX, KIND_MAX));
+            expect_at(&fx, j, backward ? "seek_for_prev" : "seek", step++);
+            for (size_t i = 0; i < 3; i++) { /* the last child is always sought */
+                if (i == e->child)
+                    continue;
+                probes++;
+                if (sst_reader_may_contain(fx.reader[i], e->key, e->klen))
+                    continue; /* a false positive: sought */
+                ck_assert_msg(sst_reader_block_reads(fx.reader[i]) == reads[i],
+                              "key %ld: child %zu read though its filter rules the key out", j,
+                              i);
+                deferred++;
+            }
+            /* The deferred children join in on the first step, either way. */
+            long to = j + ((j + step) % 2 ? 1 : -1);
+            if (to > j)
+                iter_next(fx.it);
+            else
+                iter_prev(fx.it);
+            expect_at(&fx, to, to > j ? "next" : "prev", step++);
+        }
+        ck_assert_msg(deferred > probes * 9 / 10, "only %zu of %zu probes deferred", deferred,
+                      probes);
+        /* A target no child holds needs every child to find its neighbour. */
+        iter_seek(fx.it, "k0505", 5, ikey_trailer(SEQ_MAX, KIND_MAX));
+        expect_at(&fx, 51, "seek k0505", step++);
+        iter_seek_for_prev(fx.it, "k0505", 5, ikey_trailer(SEQ_MAX, KIND_MAX));
+        expect_at(&fx, 50, "seek_for_prev k0505", step++);
+        fixture_free(&fx);
+    }
+}
+END_TEST
+
+/* A level's may_hold: keys between tables are ruled out by the ranges alone,
+   keys inside a table by its filter, and no key a table holds is ruled out
+   (b9 has versions in two tables). */
+START_TEST(level_may_hold)
+{
+    /* Tables: a0..a9 | b0..b9 | b9 (an older version) and c0..c9. */
+    struct fixture fx = {.all_filtered = 1};
+    fx.ref = calloc(40, sizeof(*fx.ref));
+    char key[8];
+    for (int t = 0; t < 3; t++)
+        for (int j = 0; j < 10; j++) {
+            snprintf(key, sizeof(key), "%c%d", 'a' + t, j);
+            add_ent(&fx, key, 100 - (uint64_t)(t * 10 + j), KIND_VALUE, "v", (size_t)t);
+        }
+    add_ent(&fx, "b9", 1, KIND_DELETE, NULL, 2);
+    int types[3] = {CHILD_TABLE, CHILD_TABLE, CHILD_TABLE};
+    fixture_build(&fx, types, 3);
+    struct file_meta meta[3];
+    struct file_meta *files[3];
+    memset(meta, 0, sizeof(meta));
+    for (size_t t = 0; t < 3; t++) {
+        const struct sst_props *pr = sst_reader_props(fx.reader[t]);
+        meta[t].smallest = pr->smallest;
+        meta[t].smallest_len = pr->smallest_len;
+        meta[t].smallest_trailer = pr->smallest_trailer;
+        meta[t].largest = pr->largest;
+        meta[t].largest_len = pr->largest_len;
+        meta[t].largest_trailer = pr->largest_trailer;
+        meta[t].reader = fx.reader[t];
+        files[t] = &meta[t];
+    }
+    struct sst_read_options ro = {0, 0};
+    struct iter *lv = iter_level(files, 3, &ro);
+    ck_assert_ptr_nonnull(lv);
+    for (size_t k = 0; k < fx.nref; k++) /* no false negatives */
+        ck_assert_msg(iter_may_hold(lv, fx.ref[k].key, fx.ref[k].klen), "key %.*s",
+                      (int)fx.ref[k].klen, fx.ref[k].key);
+    static const char *const between[] = {"", "0", "a", "a9x", "b", "b9x", "c", "c9x", "d"};
+    for (size_t k = 0; k < sizeof(between) / sizeof(between[0]); k++)
+        ck_assert_msg(!iter_may_hold(lv, between[k], strlen(between[k])), "key '%s'",
+                      between[k]);
+    /* Absent keys inside a table: exactly what that table's filter says. */
+    static const char *const inside[] = {"a00", "a5x", "b1x", "b55", "c0x", "c3333"};
+    for (size_t k = 0; k < sizeof(inside) / sizeof(inside[0]); k++) {
+        size_t t = (size_t)(inside[k][0] - 'a');
+        ck_assert_int_eq(iter_may_hold(lv, inside[k], strlen(inside[k])),
+                         sst_reader_may_contain(fx.reader[t], inside[k], strlen(inside[k])));
+    }
+    iter_free(lv);
+    fixture_free(&fx);
+}
+END_TEST
+
 /* The memtable seeks by sequence only: kinds around an entry's own trailer. */
 START_TEST(edge_seek_kinds)
 {
@@ -571,6 +686,8 @@ int main(void)
     tcase_add_test(tc, edge_some_children_empty);
     tcase_add_test(tc, edge_duplicate_across_children);
     tcase_add_test(tc, edge_seek_kinds);
+    tcase_add_test(tc, seek_defers_filtered_children);
+    tcase_add_test(tc, level_may_hold);
     suite_add_tcase(s, tc);
 
     SRunner *sr = srunner_create(s);

@@ -353,6 +353,41 @@ START_TEST(large_values)
 }
 END_TEST
 
+/* The key filter: empty until the first entry, never rules out a key added
+   (values, deletes, empty and long keys), rules out most others, and lets
+   memtable_get answer for them. */
+START_TEST(key_filter)
+{
+    struct memtable *m = NULL;
+    ck_assert_int_eq(memtable_new_sized((size_t)4 << 20, &m), STRATA_OK);
+    size_t empty = memtable_memory(m);
+    ck_assert_int_eq(memtable_may_contain(m, "k", 1), 0);
+    ck_assert_uint_eq(memtable_memory(m), empty); /* nothing allocated yet */
+    add_ok(m, 1, KIND_VALUE, "", 0, "e", 1);
+    ck_assert_uint_ge(memtable_memory(m), empty + mt_filter_bytes((size_t)4 << 20));
+    ck_assert_int_eq(memtable_may_contain(m, "", 0), 1);
+    char key[32];
+    enum { N = 30000 }; /* about what a 4 MiB memtable of 100-byte values holds */
+    for (int i = 0; i < N; i++) {
+        int n = snprintf(key, sizeof(key), "key%013d", i * 2);
+        add_ok(m, (uint64_t)i + 2, i % 5 ? KIND_VALUE : KIND_DELETE, key, (size_t)n, "v", 1);
+    }
+    int fp = 0;
+    for (int i = 0; i < N; i++) {
+        int n = snprintf(key, sizeof(key), "key%013d", i * 2);
+        ck_assert_msg(memtable_may_contain(m, key, (size_t)n), "%s ruled out", key);
+        n = snprintf(key, sizeof(key), "key%013d", i * 2 + 1); /* never added */
+        int may = memtable_may_contain(m, key, (size_t)n);
+        fp += may;
+        if (!may)
+            expect_absent(m, key, (size_t)n, SEQ_MAX);
+    }
+    ck_assert_msg(fp < N / 50, "%d of %d absent keys pass the filter", fp, N);
+    ck_assert_int_eq(memtable_check(m), STRATA_OK);
+    memtable_unref(m);
+}
+END_TEST
+
 START_TEST(invalid_arguments)
 {
     struct memtable *m = new_mt();
@@ -757,9 +792,9 @@ struct mem_model {
     int have_block;
 };
 
-static void mem_model_add(struct mem_model *mm, size_t klen, size_t vlen)
+/* An allocation of n bytes aligned like a node (the filter is too). */
+static void mem_model_alloc(struct mem_model *mm, size_t n)
 {
-    size_t n = MT_NODE_BYTES(klen, vlen);
     size_t cap = ARENA_BLOCK_BYTES - ARENA_HEADER_BYTES;
     size_t pad = (MT_NODE_ALIGN - mm->off % MT_NODE_ALIGN) % MT_NODE_ALIGN;
     if (mm->have_block && mm->off + pad + n <= cap) {
@@ -773,6 +808,14 @@ static void mem_model_add(struct mem_model *mm, size_t klen, size_t vlen)
     mm->expected += ARENA_BLOCK_BYTES;
     mm->off = n;
     mm->have_block = 1;
+}
+
+/* An entry: the first one also allocates the key filter, just before it. */
+static void mem_model_add(struct mem_model *mm, size_t klen, size_t vlen, int first)
+{
+    if (first)
+        mem_model_alloc(mm, mt_filter_bytes(0));
+    mem_model_alloc(mm, MT_NODE_BYTES(klen, vlen));
 }
 
 START_TEST(memory_exact_and_monotone)
@@ -796,7 +839,7 @@ START_TEST(memory_exact_and_monotone)
             klen = 11;
         size_t before = memtable_memory(m);
         add_ok(m, (uint64_t)i, kind, buf, klen, buf, vlen);
-        mem_model_add(&mm, klen, kind == KIND_DELETE ? 0 : vlen);
+        mem_model_add(&mm, klen, kind == KIND_DELETE ? 0 : vlen, i == 0);
         payload += klen + (kind == KIND_DELETE ? 0 : vlen);
         size_t after = memtable_memory(m);
         EXPECT_UINT_GE(after, before);
@@ -1293,6 +1336,7 @@ int main(void)
     tcase_add_test(tc, versions_and_deletes);
     tcase_add_test(tc, odd_keys);
     tcase_add_test(tc, large_values);
+    tcase_add_test(tc, key_filter);
     tcase_add_test(tc, invalid_arguments);
     tcase_add_test(tc, references);
     suite_add_tcase(s, tc);

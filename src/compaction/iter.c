@@ -17,6 +17,10 @@
  *    that error: a merge never skips entries silently.
  * 4. pos[i] holds child i's current key and trailer whenever i is in the heap
  *    (loaded after every move of child i that leaves it valid).
+ * 5. A deferred child (ndeferred > 0, only right after a seek or
+ *    seek_for_prev) is unpositioned and outside the heap; it holds no entry
+ *    of the current user key, so invariant 2 needs only that it be sought to
+ *    the current entry, which settle() does before the merge moves.
  *
  * Direction changes (the only place children are repositioned mid-scan):
  *
@@ -45,6 +49,7 @@ void iter_free(struct iter *it)
 struct table_iter {
     struct iter base;
     struct sst_iter *it;
+    struct sst_reader *r;
 };
 
 #define TI(x) ((struct table_iter *)(x))
@@ -108,6 +113,10 @@ static void t_destroy(struct iter *it)
     sst_iter_free(TI(it)->it);
     mem_free(it);
 }
+static int t_may_hold(const struct iter *it, const void *key, size_t klen)
+{
+    return sst_reader_may_contain(CTI(it)->r, key, klen);
+}
 
 static const struct iter_ops table_ops = {
     .first = t_first,
@@ -122,6 +131,7 @@ static const struct iter_ops table_ops = {
     .value = t_value,
     .status = t_status,
     .destroy = t_destroy,
+    .may_hold = t_may_hold,
 };
 
 struct iter *iter_table(struct sst_reader *r, const struct sst_read_options *ro)
@@ -130,6 +140,7 @@ struct iter *iter_table(struct sst_reader *r, const struct sst_read_options *ro)
     if (!t)
         return NULL;
     t->base.ops = &table_ops;
+    t->r = r;
     t->it = sst_iter_new(r, ro);
     if (!t->it) {
         mem_free(t);
@@ -143,6 +154,7 @@ struct iter *iter_table(struct sst_reader *r, const struct sst_read_options *ro)
 struct mem_iter {
     struct iter base;
     struct memtable_iter *it;
+    struct memtable *m; /* the iterator's reference keeps it */
 };
 
 #define MI(x) ((struct mem_iter *)(x))
@@ -224,6 +236,10 @@ static int m_status(const struct iter *it)
     (void)it;
     return STRATA_OK; /* memory cannot fail a read */
 }
+static int m_may_hold(const struct iter *it, const void *key, size_t klen)
+{
+    return memtable_may_contain(CMI(it)->m, key, klen);
+}
 static void m_destroy(struct iter *it)
 {
     memtable_iter_free(MI(it)->it);
@@ -243,6 +259,7 @@ static const struct iter_ops mem_ops = {
     .value = m_value,
     .status = m_status,
     .destroy = m_destroy,
+    .may_hold = m_may_hold,
 };
 
 struct iter *iter_memtable(struct memtable *m)
@@ -251,6 +268,7 @@ struct iter *iter_memtable(struct memtable *m)
     if (!t)
         return NULL;
     t->base.ops = &mem_ops;
+    t->m = m;
     t->it = memtable_iter_new(m);
     if (!t->it) {
         mem_free(t);
@@ -278,6 +296,8 @@ struct merge_iter {
     size_t n;
     size_t *heap; /* child indexes */
     size_t nheap;
+    uint8_t *deferred; /* invariant 5 */
+    size_t ndeferred;
     int backward; /* invariants 1 and 2 */
     int status;
 };
@@ -339,12 +359,19 @@ static void note_status(struct merge_iter *g, const struct iter *child)
         g->status = st;
 }
 
-/* Rebuilds the heap in g->backward's order from the children's positions
-   (invariant 1). */
+static int g_valid(const struct iter *it)
+{
+    return CGI(it)->status == STRATA_OK && CGI(it)->nheap > 0;
+}
+
+/* Rebuilds the heap in g->backward's order from the positions of the
+   children not deferred (invariant 1). */
 static void rebuild(struct merge_iter *g)
 {
     g->nheap = 0;
     for (size_t i = 0; i < g->n; i++) {
+        if (g->deferred[i])
+            continue;
         note_status(g, g->child[i]);
         if (iter_valid(g->child[i])) {
             load(g, i);
@@ -359,9 +386,52 @@ static void rebuild(struct merge_iter *g)
     }
 }
 
+/* Seeks the deferred children (seek_for_prev when backward) to (key,
+   trailer) and puts them back in the heap. */
+static void seek_deferred(struct merge_iter *g, const void *key, size_t klen, uint64_t trailer)
+{
+    for (size_t i = 0; i < g->n; i++) {
+        if (!g->deferred[i])
+            continue;
+        if (g->backward)
+            iter_seek_for_prev(g->child[i], key, klen, trailer);
+        else
+            iter_seek(g->child[i], key, klen, trailer);
+        g->deferred[i] = 0;
+    }
+    g->ndeferred = 0;
+    rebuild(g);
+}
+
+/* Positions the deferred children before the merge moves (invariant 5):
+   forward at their first entry after the current one, backward at their
+   last entry before it. Neither holds the current user key, so the current
+   entry's internal key is as good a target as the seek's. The key stays put
+   meanwhile: its child does not move. */
+static void settle(struct merge_iter *g)
+{
+    if (!g_valid(&g->base)) { /* an error ended the merge: nothing to find */
+        memset(g->deferred, 0, g->n);
+        g->ndeferred = 0;
+        return;
+    }
+    const struct merge_pos *p = &g->pos[g->heap[0]];
+    seek_deferred(g, p->key, p->klen, p->trailer);
+}
+
+/* Forgets deferred children before every child is repositioned. */
+static void undefer(struct merge_iter *g)
+{
+    if (g->ndeferred) {
+        memset(g->deferred, 0, g->n);
+        g->ndeferred = 0;
+    }
+}
+
 static void g_first(struct iter *it)
 {
     struct merge_iter *g = GI(it);
+    undefer(g);
     for (size_t i = 0; i < g->n; i++)
         iter_first(g->child[i]);
     g->backward = 0;
@@ -371,33 +441,51 @@ static void g_first(struct iter *it)
 static void g_last(struct iter *it)
 {
     struct merge_iter *g = GI(it);
+    undefer(g);
     for (size_t i = 0; i < g->n; i++)
         iter_last(g->child[i]);
     g->backward = 1;
     rebuild(g);
 }
 
+/* Seeks the children (seek_for_prev when backward) that may hold key's user
+   key, deferring the others; when no sought child landed on that user key,
+   the deferred ones are needed to find the current entry: seek them too.
+   The last child is always sought: children come newest first, so it is
+   the deepest level, which holds most keys; its filter would rarely spare
+   the seek. */
+static void seek_children(struct merge_iter *g, const void *key, size_t klen, uint64_t trailer,
+                          int backward)
+{
+    undefer(g);
+    for (size_t i = 0; i < g->n; i++) {
+        struct iter *ch = g->child[i];
+        if (i + 1 < g->n && !iter_may_hold(ch, key, klen)) {
+            g->deferred[i] = 1;
+            g->ndeferred++;
+        } else if (backward) {
+            iter_seek_for_prev(ch, key, klen, trailer);
+        } else {
+            iter_seek(ch, key, klen, trailer);
+        }
+    }
+    g->backward = backward;
+    rebuild(g);
+    if (g->ndeferred) {
+        const struct merge_pos *p = g->nheap ? &g->pos[g->heap[0]] : NULL;
+        if (!p || ukey_compare(p->key, p->klen, key, klen) != 0)
+            seek_deferred(g, key, klen, trailer);
+    }
+}
+
 static void g_seek(struct iter *it, const void *key, size_t klen, uint64_t trailer)
 {
-    struct merge_iter *g = GI(it);
-    for (size_t i = 0; i < g->n; i++)
-        iter_seek(g->child[i], key, klen, trailer);
-    g->backward = 0;
-    rebuild(g);
+    seek_children(GI(it), key, klen, trailer, 0);
 }
 
 static void g_seek_for_prev(struct iter *it, const void *key, size_t klen, uint64_t trailer)
 {
-    struct merge_iter *g = GI(it);
-    for (size_t i = 0; i < g->n; i++)
-        iter_seek_for_prev(g->child[i], key, klen, trailer);
-    g->backward = 1;
-    rebuild(g);
-}
-
-static int g_valid(const struct iter *it)
-{
-    return CGI(it)->status == STRATA_OK && CGI(it)->nheap > 0;
+    seek_children(GI(it), key, klen, trailer, 1);
 }
 
 /* Backward to forward at a valid entry (invariant 2): every other child goes
@@ -457,6 +545,8 @@ static void to_backward(struct merge_iter *g)
 static void g_next(struct iter *it)
 {
     struct merge_iter *g = GI(it);
+    if (g->ndeferred)
+        settle(g);
     if (g->nheap == 0)
         return;
     if (g->backward) {
@@ -479,6 +569,8 @@ static void g_next(struct iter *it)
 static void g_prev(struct iter *it)
 {
     struct merge_iter *g = GI(it);
+    if (g->ndeferred)
+        settle(g);
     if (!g_valid(it))
         return;
     if (!g->backward) {
@@ -520,11 +612,7 @@ static void g_destroy(struct iter *it)
     struct merge_iter *g = GI(it);
     for (size_t i = 0; i < g->n; i++)
         iter_free(g->child[i]);
-    mem_free(g->child);
-    mem_free(g->pos);
-    mem_free(g->below);
-    mem_free(g->heap);
-    mem_free(g);
+    mem_free(g); /* and its arrays (iter_merge) */
 }
 
 static const struct iter_ops merge_ops;
@@ -538,9 +626,13 @@ void iter_merge_set_seq_bound(struct iter *m, size_t i, uint64_t below)
 int iter_merge_skip_child(struct iter *m, int backward, uint64_t seq, const void *key,
                           size_t klen)
 {
-    if (!m || m->ops != &merge_ops || !g_valid(m) || GI(m)->backward != !!backward)
-        return 0; /* a jump the wrong way could land where it started */
+    if (!m || m->ops != &merge_ops)
+        return 0;
     struct merge_iter *g = GI(m);
+    if (g->ndeferred)
+        settle(g); /* the jump moves the merge */
+    if (!g_valid(m) || g->backward != !!backward)
+        return 0; /* a jump the wrong way could land where it started */
     size_t c = g->heap[0];
     if (g->below[c] > seq)
         return 0; /* the child may hold a version newer than the tombstone */
@@ -582,25 +674,23 @@ static const struct iter_ops merge_ops = {
 
 struct iter *iter_merge(struct iter **children, size_t n)
 {
-    struct merge_iter *g = mem_calloc(1, sizeof(*g));
-    if (g) {
-        g->child = mem_alloc((n ? n : 1) * sizeof(*g->child));
-        g->pos = mem_alloc((n ? n : 1) * sizeof(*g->pos));
-        g->below = mem_alloc((n ? n : 1) * sizeof(*g->below));
-        g->heap = mem_alloc((n ? n : 1) * sizeof(*g->heap));
-    }
-    if (!g || !g->child || !g->pos || !g->below || !g->heap) {
+    /* One allocation: the merge, then its arrays, widest elements first. */
+    size_t m = n ? n : 1;
+    size_t bytes = sizeof(struct merge_iter) + m * (sizeof(struct merge_pos) + sizeof(uint64_t) +
+                                                    sizeof(struct iter *) + sizeof(size_t) + 1);
+    struct merge_iter *g = mem_alloc(bytes);
+    if (!g) {
         for (size_t i = 0; i < n; i++)
             iter_free(children[i]);
-        if (g) {
-            mem_free(g->child);
-            mem_free(g->pos);
-            mem_free(g->below);
-            mem_free(g->heap);
-            mem_free(g);
-        }
         return NULL;
     }
+    memset(g, 0, sizeof(*g));
+    g->pos = (struct merge_pos *)(g + 1);
+    g->below = (uint64_t *)(g->pos + m);
+    g->child = (struct iter **)(g->below + m);
+    g->heap = (size_t *)(g->child + m);
+    g->deferred = (uint8_t *)(g->heap + m);
+    memset(g->deferred, 0, m);
     g->base.ops = &merge_ops;
     if (n)
         memcpy(g->child, children, n * sizeof(*children));

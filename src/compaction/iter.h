@@ -39,6 +39,10 @@ struct iter_ops {
     /* STRATA_OK, or the error that ended iteration (valid is then 0). */
     int (*status)(const struct iter *it);
     void (*destroy)(struct iter *it);
+    /* 0 when the iterator surely holds no entry of user key key (a filter
+       or the key ranges say so), 1 when it may. Never moves it. NULL: always
+       1. */
+    int (*may_hold)(const struct iter *it, const void *key, size_t klen);
 };
 
 struct iter {
@@ -90,6 +94,10 @@ static inline int iter_status(const struct iter *it)
 {
     return it->ops->status(it);
 }
+static inline int iter_may_hold(const struct iter *it, const void *key, size_t klen)
+{
+    return !it->ops->may_hold || it->ops->may_hold(it, key, klen);
+}
 /* NULL accepted. */
 void iter_free(struct iter *it);
 
@@ -107,6 +115,13 @@ struct iter *iter_level(struct file_meta *const *files, size_t n,
 struct iter *iter_memtable(struct memtable *m);
 
 /* Merges children (n >= 0) into one stream in internal-key order, both ways.
+ * A seek (seek_for_prev) asks each child but the last whether it may hold
+ * the target's user key and positions only those that may, and the last;
+ * when one of them lands on that user key, the others wait unpositioned
+ * until the merge next moves, since none of them can hold the current
+ * entry. With children given newest first (the last one is then the
+ * deepest level, holding most keys), a seek to a key that exists costs
+ * about one table seek plus a filter probe per other table.
  * One child never holds two entries equal in internal key, but two children
  * may (the same entry in an immutable memtable and in the table it was
  * flushed to): the merge then yields every copy, ordered among themselves by

@@ -190,6 +190,34 @@ static int l_status(const struct iter *it)
     return li->cur ? iter_status(li->cur) : STRATA_OK;
 }
 
+/* The tables that may hold user key key are those from the first whose
+   largest entry is >= (key, first) while their smallest user key is <= key:
+   one, as compaction cuts tables between user keys and a largest entry that
+   is a tombstone's end (end, SST_SEPARATOR_TRAILER) sorts before key's
+   versions. The loop only makes no assumption of it. */
+static int l_may_hold(const struct iter *it, const void *key, size_t klen)
+{
+    const struct level_iter *li = CLI(it);
+    uint64_t first = ikey_trailer(SEQ_MAX, KIND_MAX); /* sorts first among key's versions */
+    size_t lo = 0, hi = li->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const struct file_meta *f = li->files[mid];
+        if (ikey_compare(f->largest, f->largest_len, f->largest_trailer, key, klen, first) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (size_t i = lo; i < li->n; i++) {
+        const struct file_meta *f = li->files[i];
+        if (ukey_compare(f->smallest, f->smallest_len, key, klen) > 0)
+            break;
+        if (sst_reader_may_contain(f->reader, key, klen))
+            return 1;
+    }
+    return 0;
+}
+
 static void l_destroy(struct iter *it)
 {
     iter_free(LI(it)->cur);
@@ -209,6 +237,7 @@ static const struct iter_ops level_ops = {
     .value = l_value,
     .status = l_status,
     .destroy = l_destroy,
+    .may_hold = l_may_hold,
 };
 
 struct iter *iter_level(struct file_meta *const *files, size_t n, const struct sst_read_options *ro)

@@ -261,12 +261,17 @@ static int build_merge(strata_iter *it, const strata_read_options *ro)
     size_t cap = 1 + (size_t)it->rv.nimm;
     for (int l = 0; l < NUM_LEVELS; l++)
         cap += v->nfiles[l];
-    struct iter **ch = mem_alloc(cap * sizeof(*ch));
-    if (!ch)
-        return ERR_NOMEM();
-    uint64_t *below = mem_alloc(cap * sizeof(*below)); /* each child's sequence bound */
-    if (!below) {
-        mem_free(ch);
+    /* The usual view fits on the stack: an iterator is often made per seek. */
+    struct iter *ch_stack[32];
+    uint64_t below_stack[32];
+    int heap = cap > 32;
+    struct iter **ch = heap ? mem_alloc(cap * sizeof(*ch)) : ch_stack;
+    uint64_t *below = heap ? mem_alloc(cap * sizeof(*below)) : below_stack; /* sequence bounds */
+    if (!ch || !below) {
+        if (heap) {
+            mem_free(ch);
+            mem_free(below);
+        }
         return ERR_NOMEM();
     }
     size_t n = 0;
@@ -299,26 +304,29 @@ static int build_merge(strata_iter *it, const strata_read_options *ro)
             to--;
         if (from == to)
             continue;
-        below[n] = 0;
-        for (size_t i = from; i < to; i++)
+        /* Only range tombstones use the bound (iter_merge_skip_child): the
+           loop reads every table's metadata, a cache miss each. */
+        below[n] = it->nrd ? 0 : UINT64_MAX;
+        for (size_t i = from; it->nrd && i < to; i++)
             if (v->files[l][i]->max_seq + 1 > below[n])
                 below[n] = v->files[l][i]->max_seq + 1;
         if (!(ch[n++] = iter_level(v->files[l] + from, to - from, &so)))
             st = ERR_NOMEM();
     }
-    if (st != STRATA_OK) {
+    if (st == STRATA_OK) {
+        it->m = iter_merge(ch, n); /* takes the children, also on failure */
+        for (size_t i = 0; it->m && i < n; i++)
+            iter_merge_set_seq_bound(it->m, i, below[i]);
+        st = it->m ? STRATA_OK : ERR_NOMEM();
+    } else {
         for (size_t i = 0; i + 1 < n; i++)
             iter_free(ch[i]);
+    }
+    if (heap) {
         mem_free(ch);
         mem_free(below);
-        return st;
     }
-    it->m = iter_merge(ch, n); /* takes the children, also on failure */
-    mem_free(ch);
-    for (size_t i = 0; it->m && i < n; i++)
-        iter_merge_set_seq_bound(it->m, i, below[i]);
-    mem_free(below);
-    return it->m ? STRATA_OK : ERR_NOMEM();
+    return st;
 }
 
 static int collect_range_dels(strata_iter *it)
@@ -357,8 +365,8 @@ strata_iter *strata_iter_new(strata_db *db, const strata_read_options *ro)
     if (!it)
         return NULL;
     db_view_get(db, ro, &it->rv);
-    if (set_bounds(it, ro) != STRATA_OK || build_merge(it, ro) != STRATA_OK ||
-        collect_range_dels(it) != STRATA_OK) {
+    if (set_bounds(it, ro) != STRATA_OK || collect_range_dels(it) != STRATA_OK ||
+        build_merge(it, ro) != STRATA_OK) {
         strata_iter_free(it);
         return NULL;
     }

@@ -48,6 +48,10 @@ int memtable_add(struct memtable *m, uint64_t seq, int kind, const void *key, si
 int memtable_get(struct memtable *m, const void *key, size_t klen, uint64_t seq, int *kind,
                  const void **val, size_t *vlen, uint64_t *found_seq);
 
+/* 0 when the memtable surely holds no entry of user key key, 1 when it may
+ * (a filter of the keys added; memtable_get consults it too). Any thread. */
+int memtable_may_contain(const struct memtable *m, const void *key, size_t klen);
+
 /* The range tombstones added so far as a set (util/rangedel.h), with a
  * reference for the caller (NULL when there are none). Safe alongside the
  * writer. Returns STRATA_OK or STRATA_NOMEM. */

@@ -63,11 +63,31 @@ static inline const unsigned char *mt_node_value(const struct mt_node *n)
     return n->data + n->klen;
 }
 
+/* Bytes of the key filter (memtable.c) of a memtable of the given budget
+   (0: the default). */
+#define MT_FILTER_PROBES 5
+#define MT_FILTER_MIN_BYTES 1024
+#define MT_FILTER_DEFAULT_BYTES 8192
+static inline size_t mt_filter_bytes(size_t budget)
+{
+    size_t bytes = budget ? budget / 64 : MT_FILTER_DEFAULT_BYTES;
+    if (bytes < MT_FILTER_MIN_BYTES)
+        bytes = MT_FILTER_MIN_BYTES;
+    if (bytes / 8 > UINT32_MAX)
+        bytes = (size_t)UINT32_MAX * 8; /* the word is picked by a 32-bit hash */
+    return bytes / 8 * 8;
+}
+
 struct memtable {
     /* Read by every reader on every lookup; written only on rotations. */
     _Atomic(struct mt_node *) root;
     _Atomic uint32_t root_ver; /* the version of the root link, as in mt_node.ver */
     _Atomic uint64_t version;  /* odd while the writer rotates */
+    /* The filter of the entries' user keys (memtable.c): NULL until the
+       first entry, then fixed; a key's bits are set before its node is
+       published. */
+    _Atomic(_Atomic uint64_t *) filter;
+    size_t filter_words;
 
     /* Keeps the fields the writer changes on every add off the readers' line. */
     char pad[64];
@@ -77,6 +97,7 @@ struct memtable {
     struct mt_node *min;    /* smallest and largest entry, writer only: */
     struct mt_node *max;    /* sorted inserts skip the walk from the root */
     struct arena arena;
+    size_t budget; /* memtable_new_sized's, sizes the filter */
     pthread_mutex_t lock; /* held by the writer while it rotates; readers' fallback */
     atomic_int refs;
 
