@@ -69,16 +69,7 @@ static void t_seek(struct iter *it, const void *key, size_t klen, uint64_t trail
 }
 static void t_seek_for_prev(struct iter *it, const void *key, size_t klen, uint64_t trailer)
 {
-    struct sst_iter *s = TI(it)->it;
-    sst_iter_seek(s, key, klen, trailer);
-    if (sst_iter_valid(s)) {
-        size_t n;
-        const void *k = sst_iter_key(s, &n);
-        if (ikey_compare(k, n, sst_iter_trailer(s), key, klen, trailer) > 0)
-            sst_iter_prev(s);
-    } else if (sst_iter_status(s) == STRATA_OK) {
-        sst_iter_last(s); /* every entry is < (key, trailer) */
-    }
+    sst_iter_seek_for_prev(TI(it)->it, key, klen, trailer);
 }
 static void t_next(struct iter *it)
 {

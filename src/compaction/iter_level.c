@@ -3,7 +3,9 @@
  * not overlap, so the level reads as one sorted run. Only the table under the
  * cursor has an open table iterator; moving past its end opens the next one.
  * A scan or seek therefore touches one table per level instead of merging
- * every table of the level.
+ * every table of the level. The table's sst_iter is driven directly (not
+ * through iter_table's adapter): a scan makes several calls per entry, each
+ * one layer shorter.
  *
  * INVARIANTS
  * 1. cur, when set, iterates files[idx]; when the cursor is valid it is inside
@@ -25,7 +27,7 @@ struct level_iter {
     size_t n;
     struct sst_read_options ro;
     size_t idx;
-    struct iter *cur;
+    struct sst_iter *cur;
     int status;
 };
 
@@ -37,8 +39,8 @@ static int open_file(struct level_iter *li, size_t i)
 {
     if (li->cur && li->idx == i)
         return 1;
-    iter_free(li->cur);
-    li->cur = iter_table(li->files[i]->reader, &li->ro);
+    sst_iter_free(li->cur);
+    li->cur = sst_iter_new(li->files[i]->reader, &li->ro);
     li->idx = i;
     if (!li->cur && li->status == STRATA_OK)
         li->status = ERR_NOMEM();
@@ -47,9 +49,9 @@ static int open_file(struct level_iter *li, size_t i)
 
 static int cur_failed(struct level_iter *li)
 {
-    if (li->cur && iter_status(li->cur) != STRATA_OK) {
+    if (li->cur && sst_iter_status(li->cur) != STRATA_OK) {
         if (li->status == STRATA_OK)
-            li->status = iter_status(li->cur);
+            li->status = sst_iter_status(li->cur);
         return 1;
     }
     return li->status != STRATA_OK;
@@ -58,20 +60,20 @@ static int cur_failed(struct level_iter *li)
 /* Moves on to the next tables while the current one is exhausted. */
 static void skip_forward(struct level_iter *li)
 {
-    while (li->cur && !iter_valid(li->cur) && !cur_failed(li) && li->idx + 1 < li->n) {
+    while (li->cur && !sst_iter_valid(li->cur) && !cur_failed(li) && li->idx + 1 < li->n) {
         if (!open_file(li, li->idx + 1))
             return;
-        iter_first(li->cur);
+        sst_iter_first(li->cur);
     }
     cur_failed(li);
 }
 
 static void skip_backward(struct level_iter *li)
 {
-    while (li->cur && !iter_valid(li->cur) && !cur_failed(li) && li->idx > 0) {
+    while (li->cur && !sst_iter_valid(li->cur) && !cur_failed(li) && li->idx > 0) {
         if (!open_file(li, li->idx - 1))
             return;
-        iter_last(li->cur);
+        sst_iter_last(li->cur);
     }
     cur_failed(li);
 }
@@ -80,7 +82,7 @@ static void l_first(struct iter *it)
 {
     struct level_iter *li = LI(it);
     if (li->n && open_file(li, 0)) {
-        iter_first(li->cur);
+        sst_iter_first(li->cur);
         skip_forward(li);
     }
 }
@@ -89,7 +91,7 @@ static void l_last(struct iter *it)
 {
     struct level_iter *li = LI(it);
     if (li->n && open_file(li, li->n - 1)) {
-        iter_last(li->cur);
+        sst_iter_last(li->cur);
         skip_backward(li);
     }
 }
@@ -109,13 +111,13 @@ static void l_seek(struct iter *it, const void *key, size_t klen, uint64_t trail
     }
     if (lo == li->n) { /* past every table */
         if (li->n && open_file(li, li->n - 1)) {
-            iter_seek(li->cur, key, klen, trailer); /* lands past the end: invalid */
+            sst_iter_seek(li->cur, key, klen, trailer); /* lands past the end: invalid */
             cur_failed(li);
         }
         return;
     }
     if (open_file(li, lo)) {
-        iter_seek(li->cur, key, klen, trailer);
+        sst_iter_seek(li->cur, key, klen, trailer);
         skip_forward(li);
     }
 }
@@ -136,13 +138,13 @@ static void l_seek_for_prev(struct iter *it, const void *key, size_t klen, uint6
     }
     if (lo == 0) { /* before every table */
         if (li->n && open_file(li, 0)) {
-            iter_seek_for_prev(li->cur, key, klen, trailer); /* invalid */
+            sst_iter_seek_for_prev(li->cur, key, klen, trailer); /* invalid */
             cur_failed(li);
         }
         return;
     }
     if (open_file(li, lo - 1)) {
-        iter_seek_for_prev(li->cur, key, klen, trailer);
+        sst_iter_seek_for_prev(li->cur, key, klen, trailer);
         skip_backward(li);
     }
 }
@@ -150,36 +152,36 @@ static void l_seek_for_prev(struct iter *it, const void *key, size_t klen, uint6
 static void l_next(struct iter *it)
 {
     struct level_iter *li = LI(it);
-    iter_next(li->cur);
+    sst_iter_next(li->cur);
     skip_forward(li);
 }
 
 static void l_prev(struct iter *it)
 {
     struct level_iter *li = LI(it);
-    iter_prev(li->cur);
+    sst_iter_prev(li->cur);
     skip_backward(li);
 }
 
 static int l_valid(const struct iter *it)
 {
     const struct level_iter *li = CLI(it);
-    return li->status == STRATA_OK && li->cur && iter_valid(li->cur);
+    return li->status == STRATA_OK && li->cur && sst_iter_valid(li->cur);
 }
 
 static const void *l_key(const struct iter *it, size_t *klen)
 {
-    return iter_key(CLI(it)->cur, klen);
+    return sst_iter_key(CLI(it)->cur, klen);
 }
 
 static uint64_t l_trailer(const struct iter *it)
 {
-    return iter_trailer(CLI(it)->cur);
+    return sst_iter_trailer(CLI(it)->cur);
 }
 
 static const void *l_value(const struct iter *it, size_t *vlen)
 {
-    return iter_value(CLI(it)->cur, vlen);
+    return sst_iter_value(CLI(it)->cur, vlen);
 }
 
 static int l_status(const struct iter *it)
@@ -187,7 +189,7 @@ static int l_status(const struct iter *it)
     const struct level_iter *li = CLI(it);
     if (li->status != STRATA_OK)
         return li->status;
-    return li->cur ? iter_status(li->cur) : STRATA_OK;
+    return li->cur ? sst_iter_status(li->cur) : STRATA_OK;
 }
 
 /* The tables that may hold user key key are those from the first whose
@@ -220,7 +222,7 @@ static int l_may_hold(const struct iter *it, const void *key, size_t klen)
 
 static void l_destroy(struct iter *it)
 {
-    iter_free(LI(it)->cur);
+    sst_iter_free(LI(it)->cur);
     mem_free(it);
 }
 

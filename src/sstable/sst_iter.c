@@ -154,6 +154,19 @@ void sst_iter_seek(struct sst_iter *it, const void *key, size_t klen, uint64_t t
     settle(it, 0);
 }
 
+void sst_iter_seek_for_prev(struct sst_iter *it, const void *key, size_t klen, uint64_t trailer)
+{
+    sst_iter_seek(it, key, klen, trailer);
+    if (sst_iter_valid(it)) {
+        size_t n;
+        const void *k = sst_iter_key(it, &n);
+        if (ikey_compare(k, n, sst_iter_trailer(it), key, klen, trailer) > 0)
+            sst_iter_prev(it);
+    } else if (sst_iter_status(it) == STRATA_OK) {
+        sst_iter_last(it); /* every entry is < (key, trailer) */
+    }
+}
+
 void sst_iter_next(struct sst_iter *it)
 {
     if (!sst_iter_valid(it))

@@ -166,6 +166,8 @@ void sst_iter_first(struct sst_iter *it);
 void sst_iter_last(struct sst_iter *it);
 /* First entry >= (key, trailer) in internal-key order. */
 void sst_iter_seek(struct sst_iter *it, const void *key, size_t klen, uint64_t trailer);
+/* Last entry <= (key, trailer) in internal-key order. */
+void sst_iter_seek_for_prev(struct sst_iter *it, const void *key, size_t klen, uint64_t trailer);
 void sst_iter_next(struct sst_iter *it);
 void sst_iter_prev(struct sst_iter *it);
 int sst_iter_valid(const struct sst_iter *it);
