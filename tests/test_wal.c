@@ -587,6 +587,30 @@ START_TEST(test_mapped_log)
 }
 END_TEST
 
+/* A small mapped log holds a small file: it grows 64 KiB at a time until it
+ * reaches 256 KiB (a database of a few hundred writes held a 256 KiB log). */
+START_TEST(test_small_log_small_file)
+{
+    const char *dir = tu_tmpdir("walsmall");
+    struct model m;
+    m_env = io_posix_mmap();
+    m_open(&m, dir, 11, tu_seed("test_small_log_small_file"));
+    for (int i = 0; i < 1000; i++) {
+        m_add(&m, 150);
+        m_write(&m);
+        long long len = tu_file_size(m.path), used = (long long)m_size(&m);
+        long long want = used <= (256 << 10) ? (used + (64 << 10) - 1) / (64 << 10) * (64 << 10)
+                                             : (used + (256 << 10) - 1) / (256 << 10) * (256 << 10);
+        ck_assert_msg(len == want, "after record %d: file %lld bytes, records %lld, expected %lld",
+                      i, len, used, want);
+    }
+    m_close(&m, 1);
+    expect_ok(&m, m.path, m_size(&m));
+    m_env = NULL;
+    m_free(&m);
+}
+END_TEST
+
 /* A mapped log puts a syncing group by pwrite, and a record too large for a
  * window too; both must first allocate (and zero) the blocks they go to, as
  * a copy into the mapping does: else a later allocation, which zeroes what
@@ -607,7 +631,9 @@ START_TEST(test_mapped_log_pwrites_allocate_first)
         else
             m_write(&m); /* into the mapping, or by pwrite when too large */
         long long len = tu_file_size(m.path);
-        ck_assert_msg(len % (256 << 10) == 0 && len >= (long long)m_size(&m),
+        /* 64 KiB steps while under 256 KiB, then 256 KiB ones */
+        long long step = len <= (256 << 10) ? (64 << 10) : (256 << 10);
+        ck_assert_msg(len % step == 0 && len >= (long long)m_size(&m),
                       "after record %d the file is %lld bytes, its records %llu", i, len,
                       (unsigned long long)m_size(&m));
     }
@@ -1351,6 +1377,7 @@ static Suite *wal_suite(void)
     tc = tcase(s, "tail");
     tcase_add_test(tc, test_zero_tail);
     tcase_add_test(tc, test_mapped_log);
+    tcase_add_test(tc, test_small_log_small_file);
     tcase_add_test(tc, test_mapped_log_pwrites_allocate_first);
     tcase_add_test(tc, test_garbage_tail);
     tcase_add_test(tc, test_truncate_tail);
