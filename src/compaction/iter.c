@@ -394,6 +394,16 @@ static void seek_deferred(struct merge_iter *g, const void *key, size_t klen, ui
     rebuild(g);
 }
 
+/* Forgets the deferred children: every child is about to be repositioned,
+   or an error ended the merge. */
+static void undefer(struct merge_iter *g)
+{
+    if (g->ndeferred) {
+        memset(g->deferred, 0, g->n);
+        g->ndeferred = 0;
+    }
+}
+
 /* Positions the deferred children before the merge moves (invariant 5):
    forward at their first entry after the current one, backward at their
    last entry before it. Neither holds the current user key, so the current
@@ -402,21 +412,11 @@ static void seek_deferred(struct merge_iter *g, const void *key, size_t klen, ui
 static void settle(struct merge_iter *g)
 {
     if (!g_valid(&g->base)) { /* an error ended the merge: nothing to find */
-        memset(g->deferred, 0, g->n);
-        g->ndeferred = 0;
+        undefer(g);
         return;
     }
     const struct merge_pos *p = &g->pos[g->heap[0]];
     seek_deferred(g, p->key, p->klen, p->trailer);
-}
-
-/* Forgets deferred children before every child is repositioned. */
-static void undefer(struct merge_iter *g)
-{
-    if (g->ndeferred) {
-        memset(g->deferred, 0, g->n);
-        g->ndeferred = 0;
-    }
 }
 
 static void g_first(struct iter *it)

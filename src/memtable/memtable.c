@@ -20,15 +20,15 @@
  * tree from the root: a cache miss per level. A blocked bloom filter of the
  * user keys answers most of them with one 64-bit word: the key's XXH3 hash
  * picks the word (high 32 bits) and MT_FILTER_PROBES bits in it (6 bits
- * each from the low 32). It takes 1/64 of the memtable's budget (about 16
- * bits per entry of 100-byte values; a false positive rate around 0.5%),
+ * each from the low 32). It takes 1/64 of the memtable's budget (about 19
+ * bits per entry of 16-byte keys and 100-byte values: 0.3% false positives),
  * lives in the arena (counted by memtable_memory) and is allocated with the
  * first entry, so an empty memtable costs nothing.
  */
-#include <xxhash.h>
 #include "memtable.h"
 
 #include <string.h>
+#include <xxhash.h>
 
 #include "memtable_int.h"
 #include "util/ikey.h"
