@@ -96,10 +96,10 @@ static void l_last(struct iter *it)
     }
 }
 
-static void l_seek(struct iter *it, const void *key, size_t klen, uint64_t trailer)
+/* The first table whose largest entry is >= (key, trailer); n if none. */
+static size_t first_ending_at_or_after(const struct level_iter *li, const void *key, size_t klen,
+                                       uint64_t trailer)
 {
-    struct level_iter *li = LI(it);
-    /* the first table whose largest entry is >= the target */
     size_t lo = 0, hi = li->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
@@ -109,6 +109,13 @@ static void l_seek(struct iter *it, const void *key, size_t klen, uint64_t trail
         else
             hi = mid;
     }
+    return lo;
+}
+
+static void l_seek(struct iter *it, const void *key, size_t klen, uint64_t trailer)
+{
+    struct level_iter *li = LI(it);
+    size_t lo = first_ending_at_or_after(li, key, klen, trailer);
     if (lo == li->n) { /* past every table */
         if (li->n && open_file(li, li->n - 1)) {
             sst_iter_seek(li->cur, key, klen, trailer); /* lands past the end: invalid */
@@ -201,16 +208,7 @@ static int l_may_hold(const struct iter *it, const void *key, size_t klen)
 {
     const struct level_iter *li = CLI(it);
     uint64_t first = ikey_trailer(SEQ_MAX, KIND_MAX); /* sorts first among key's versions */
-    size_t lo = 0, hi = li->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        const struct file_meta *f = li->files[mid];
-        if (ikey_compare(f->largest, f->largest_len, f->largest_trailer, key, klen, first) < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    for (size_t i = lo; i < li->n; i++) {
+    for (size_t i = first_ending_at_or_after(li, key, klen, first); i < li->n; i++) {
         const struct file_meta *f = li->files[i];
         if (ukey_compare(f->smallest, f->smallest_len, key, klen) > 0)
             break;
