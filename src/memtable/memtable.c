@@ -68,7 +68,6 @@ int memtable_new_sized(size_t budget, struct memtable **out)
     atomic_init(&m->root_ver, 0);
     atomic_init(&m->version, 0);
     atomic_init(&m->filter, NULL);
-    m->filter_words = 0;
     m->budget = budget;
     atomic_init(&m->count, 0);
     atomic_init(&m->deletions, 0);
@@ -124,9 +123,10 @@ static int add_range_del(struct memtable *m, uint64_t seq, const void *begin, si
 }
 
 /* The filter word of hash h, and the bits h sets in it. */
-static inline size_t filter_word(uint64_t h, size_t nwords)
+static inline size_t filter_word(const struct memtable *m, uint64_t h)
 {
-    return (size_t)(((h >> 32) * (uint64_t)nwords) >> 32);
+    uint64_t nwords = mt_filter_bytes(m->budget) / sizeof(uint64_t);
+    return (size_t)(((h >> 32) * nwords) >> 32);
 }
 
 static inline uint64_t filter_mask(uint64_t h)
@@ -149,7 +149,6 @@ static _Atomic uint64_t *writer_filter(struct memtable *m)
         return NULL;
     for (size_t i = 0; i < words; i++)
         atomic_init(&f[i], 0);
-    m->filter_words = words;
     atomic_store_explicit(&m->filter, f, memory_order_release);
     return f;
 }
@@ -161,7 +160,7 @@ int memtable_may_contain(const struct memtable *m, const void *key, size_t klen)
     if (!f)
         return 0; /* no entry yet */
     uint64_t h = XXH3_64bits(key, klen), mask = filter_mask(h);
-    uint64_t w = atomic_load_explicit(&f[filter_word(h, m->filter_words)], memory_order_relaxed);
+    uint64_t w = atomic_load_explicit(&f[filter_word(m, h)], memory_order_relaxed);
     return (w & mask) == mask;
 }
 
@@ -193,7 +192,7 @@ int memtable_add(struct memtable *m, uint64_t seq, int kind, const void *key, si
     if (vlen)
         memcpy(n->data + klen, val, vlen);
     uint64_t h = XXH3_64bits(key, klen);
-    _Atomic uint64_t *w = &f[filter_word(h, m->filter_words)];
+    _Atomic uint64_t *w = &f[filter_word(m, h)];
     atomic_store_explicit(w, atomic_load_explicit(w, memory_order_relaxed) | filter_mask(h),
                           memory_order_relaxed); /* invariant 4: before the insert publishes n */
     memtable_tree_insert(m, n);

@@ -84,10 +84,9 @@ struct memtable {
     _Atomic uint32_t root_ver; /* the version of the root link, as in mt_node.ver */
     _Atomic uint64_t version;  /* odd while the writer rotates */
     /* The filter of the entries' user keys (memtable.c): NULL until the
-       first entry, then fixed; a key's bits are set before its node is
-       published. */
+       first entry, then fixed, mt_filter_bytes(budget) long; a key's bits
+       are set before its node is published. */
     _Atomic(_Atomic uint64_t *) filter;
-    size_t filter_words;
 
     /* Keeps the fields the writer changes on every add off the readers' line. */
     char pad[64];
