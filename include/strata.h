@@ -98,6 +98,14 @@ typedef struct strata_options {
     int error_if_exists;       /* fail with STRATA_INVALID if a database exists; default 0 */
     int durability;            /* default level of writes whose options are NULL; default WRITE */
     unsigned sync_interval_ms; /* period of the ASYNC background syncer, 1..3600000; default 1000 */
+    /* After this long with no write, the memtable is flushed to a table
+       (compressed and synced; its log is deleted) if its entries take at
+       least 64 KiB and 1/8 of min(memtable_bytes, the tables' bytes). A
+       smaller memtable stays in its log, so a workload of bursts and pauses
+       makes at most 8x as many level-0 tables as with no idle flush
+       (doc/architecture.md, "Why flush when idle"). 0..3600000, 0 = never;
+       default 500. */
+    unsigned idle_flush_ms;
     size_t memtable_bytes;     /* memtable budget, 64 KiB..4 GiB; default 64 MiB */
     size_t block_bytes;        /* table block size, 256 B..16 MiB; default 4 KiB */
     size_t target_file_bytes;  /* table file size, 64 KiB..4 GiB; default 64 MiB */
@@ -378,6 +386,8 @@ typedef struct strata_stats {
     int levels;                              /* entries used in the arrays below */
     uint64_t level_files[8], level_bytes[8]; /* table files and their bytes per level */
     uint64_t user_bytes_written;             /* key + value bytes accepted by writes since open */
+    uint64_t flushes;                        /* memtables flushed since open */
+    uint64_t idle_flushes; /* of them, switched by the idle flush (idle_flush_ms) */
     uint64_t flush_bytes_written;            /* table bytes written by flushes since open */
     uint64_t compaction_bytes_read, compaction_bytes_written; /* by compactions since open */
     double write_amplification;        /* (wal + flush + compaction bytes written) / user bytes */

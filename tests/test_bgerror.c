@@ -115,6 +115,8 @@ static void on_error(void *ctx, int status, const char *message)
 static void options_for(strata_options *o, struct handler *h, int l0_trigger)
 {
     strata_options_init(o);
+    o->idle_flush_ms =
+        0; /* no flush at a moment of the clock's choosing: the same calls each run */
     o->memtable_bytes = (size_t)64 << 10;
     o->target_file_bytes = (size_t)64 << 10;
     o->level_base_bytes = (size_t)1 << 20;

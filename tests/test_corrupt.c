@@ -338,6 +338,7 @@ static void build_options(strata_options *o)
     o->level_base_bytes = (size_t)1 << 20;
     o->l0_compaction_trigger = 8;
     o->sync_interval_ms = 3600000;
+    o->idle_flush_ms = 0; /* nor a flush: the logs stay where the tests damage them */
 }
 
 /* A trial opens with the size triggers of compaction off, so the damage

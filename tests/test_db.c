@@ -4,6 +4,7 @@
  * bad-input case of the foundation API.
  */
 #include <check.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -445,6 +446,7 @@ START_TEST(bad_options)
     BAD(o.durability = 7);
     BAD(o.durability = -1);
     BAD(o.sync_interval_ms = 0);
+    BAD(o.idle_flush_ms = 3600001);
     BAD(o.memtable_bytes = 1024);
     BAD(o.memtable_bytes = (size_t)8 << 30);
     BAD(o.block_bytes = 16);
@@ -772,6 +774,76 @@ START_TEST(concurrent_with_flushes)
 }
 END_TEST
 
+/* Bursts of 300 puts with 10 ms pauses: with idle_flush_ms = 2 the timer
+   thread flushes in many of the pauses, beside the other writer's bursts,
+   the readers, the ASYNC syncs and the compactions (ThreadSanitizer runs
+   this suite). */
+static void burst_writer_thread(void *arg)
+{
+    struct worker *w = arg;
+    strata_write_options wo = {.durability = w->durability};
+    char key[32], val[101];
+    for (int i = 0; i < w->n; i++) {
+        snprintf(key, sizeof(key), "t%d-%06d", w->id, i);
+        int n = snprintf(val, sizeof(val), "v%d", i);
+        memset(val + n, 'x', sizeof(val) - (size_t)n);
+        if (strata_put(w->db, &wo, key, strlen(key), val, 100) != STRATA_OK)
+            w->failures++;
+        if (i % 300 == 299)
+            uv_sleep(10);
+    }
+}
+
+START_TEST(idle_flushes_beside_writers)
+{
+    strata_options o;
+    strata_options_init(&o);
+    o.memtable_bytes = (size_t)256 << 10;
+    o.idle_flush_ms = 2;
+    o.sync_interval_ms = 3;
+    o.l0_compaction_trigger = 2;
+    strata_db *db = open_db(&o);
+    uv_thread_t tid[3];
+    struct worker w[3];
+    for (int i = 0; i < 3; i++) {
+        w[i] = (struct worker){.db = db,
+                               .id = i,
+                               .n = 6000,
+                               .durability = i ? STRATA_DURABLE_ASYNC : STRATA_DURABLE_WRITE};
+        uv_thread_create(&tid[i], i < 2 ? burst_writer_thread : reader_thread, &w[i]);
+    }
+    for (int i = 0; i < 3; i++) {
+        uv_thread_join(&tid[i]);
+        ck_assert_int_eq(w[i].failures, 0);
+    }
+    /* A last burst (47 KB of entries, over the 32 KiB the idle flush needs
+       here) is flushed once the writes stop, however the pauses above went. */
+    w[0] = (struct worker){.db = db, .id = 2, .n = 300, .durability = STRATA_DURABLE_WRITE};
+    burst_writer_thread(&w[0]);
+    strata_stats st;
+    int i = 0;
+    for (; i < 6000; i++) {
+        strata_stats_get(db, &st);
+        if (st.idle_flushes >= 1 && st.immutable_memtables == 0 && st.memtable_bytes < 4096)
+            break;
+        uv_sleep(10);
+    }
+    ck_assert_msg(i < 6000,
+                  "no idle flush of the last burst in a minute: %" PRIu64 " idle flushes, %" PRIu64
+                  " immutable, memtable %" PRIu64 " bytes, L0 %" PRIu64,
+                  st.idle_flushes, st.immutable_memtables, st.memtable_bytes, st.level_files[0]);
+    char key[32], val[101];
+    for (int t = 0; t < 3; t++)
+        for (int k = 0; k < (t < 2 ? 6000 : 300); k++) {
+            snprintf(key, sizeof(key), "t%d-%06d", t, k);
+            int n = snprintf(val, sizeof(val), "v%d", k);
+            memset(val + n, 'x', sizeof(val) - (size_t)n);
+            expect_value(db, key, strlen(key), val, 100);
+        }
+    ck_assert_int_eq(strata_close(db), STRATA_OK);
+}
+END_TEST
+
 /* Stress: writers put values that name their key; readers check that every
    value they see is one written for that key. */
 struct stress {
@@ -995,8 +1067,8 @@ int main(void)
          {async_durable_after_sync, async_lost_without_sync, async_durable_after_close,
           async_background_syncer, memory_level_not_logged, default_durability_from_options}},
         {"threads",
-         {concurrent_writers_and_readers, concurrent_with_flushes, stress_with_compactions,
-          group_commit_shares_fsyncs, group_commit_waits_for_followers,
+         {concurrent_writers_and_readers, concurrent_with_flushes, idle_flushes_beside_writers,
+          stress_with_compactions, group_commit_shares_fsyncs, group_commit_waits_for_followers,
           group_commit_mixed_writers}},
     };
     for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++) {

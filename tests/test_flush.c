@@ -5,11 +5,13 @@
  */
 #include <check.h>
 #include <dirent.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <uv.h>
 
 #include "db/db.h"
 #include "strata.h"
@@ -318,6 +320,7 @@ START_TEST(bloom_answers_absent_keys)
     strata_options o;
     strata_options_init(&o);
     o.memtable_bytes = (size_t)512 << 20;
+    o.idle_flush_ms = 0; /* exactly one table, even if the writes pause */
     strata_db *db;
     ck_assert_int_eq(strata_open(dir, &o, &db), STRATA_OK);
     strata_batch *b = strata_batch_new();
@@ -520,6 +523,151 @@ START_TEST(damaged_manifest)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ idle flush */
+
+static strata_db *open_idle(unsigned idle_ms, size_t memtable)
+{
+    strata_options o;
+    strata_options_init(&o);
+    o.memtable_bytes = memtable;
+    o.idle_flush_ms = idle_ms;
+    /* The ASYNC syncer's deadline never comes: the timer thread wakes only
+       for the idle flush (and, parked, only when a write pokes it). */
+    o.sync_interval_ms = 3600000;
+    strata_db *db = NULL;
+    ck_assert_int_eq(strata_open(dir, &o, &db), STRATA_OK);
+    return db;
+}
+
+/* Puts keys [from, to) with version ver, one write each. */
+static void put_range(strata_db *db, long from, long to, int ver)
+{
+    char k[17], v[101];
+    for (long i = from; i < to; i++) {
+        key_of(k, i);
+        value_of(v, i, ver);
+        ck_assert_int_eq(strata_put(db, NULL, k, 16, v, 100), STRATA_OK);
+    }
+}
+
+static void check_range(strata_db *db, long from, long to, int ver)
+{
+    char k[17], v[101];
+    for (long i = from; i < to; i++) {
+        key_of(k, i);
+        value_of(v, i, ver);
+        ck_assert_int_eq(get_is(db, k, 16, v, 100), STRATA_OK);
+    }
+}
+
+/* Polls (every 10 ms, for up to a minute: no timing is asserted) until the
+   database has made `want` idle flushes and written them all to tables. */
+static void wait_idle_flushes(strata_db *db, uint64_t want)
+{
+    strata_stats st;
+    for (int i = 0; i < 6000; i++) {
+        ck_assert_int_eq(strata_stats_get(db, &st), STRATA_OK);
+        ck_assert_uint_le(st.idle_flushes, want);
+        /* (counted once the memtable is immutable: flushed when none is) */
+        if (st.idle_flushes == want && st.immutable_memtables == 0)
+            return;
+        uv_sleep(10);
+    }
+    ck_abort_msg("%" PRIu64 " idle flushes and %" PRIu64 " flushes after a minute, want %" PRIu64,
+                 st.idle_flushes, st.flushes, want);
+}
+
+START_TEST(idle_flush_writes_the_memtable)
+{
+    strata_db *db = open_idle(20, (size_t)1 << 20);
+    put_range(db, 0, 2000, 1); /* about 280 KiB of the 1 MiB memtable: over 1/8 */
+    wait_idle_flushes(db, 1);
+    strata_stats st;
+    strata_stats_get(db, &st);
+    ck_assert_uint_eq(st.flushes, 1);
+    ck_assert_uint_eq(st.level_files[0], 1);
+    ck_assert_uint_lt(st.memtable_bytes, 4096); /* a fresh memtable: no entry, no filter */
+    ck_assert_uint_gt(st.flush_bytes_written, 2000 * 100 / 4);
+    /* the log it replaced is gone: one log, the fresh one */
+    ck_assert_uint_eq(count_files(dir, ".wal"), 1);
+    check_range(db, 0, 2000, 1);
+    /* An empty memtable is not flushed again, however long the quiet. */
+    uv_sleep(200);
+    strata_stats_get(db, &st);
+    ck_assert_uint_eq(st.idle_flushes, 1);
+    /* The timer thread is parked now (its sync deadline is an hour away): the
+       next burst must wake it, and is flushed in its turn. */
+    put_range(db, 1000, 3000, 2);
+    wait_idle_flushes(db, 2);
+    strata_stats_get(db, &st);
+    ck_assert_uint_eq(st.level_files[0], 2);
+    check_range(db, 0, 1000, 1);
+    check_range(db, 1000, 3000, 2);
+    ck_assert_int_eq(strata_close(db), STRATA_OK);
+    db = open_idle(20, (size_t)1 << 20);
+    check_range(db, 0, 1000, 1);
+    check_range(db, 1000, 3000, 2);
+    strata_stats_get(db, &st);
+    ck_assert_uint_eq(st.flushes, 0); /* the open replayed an empty log: nothing to flush */
+    ck_assert_int_eq(strata_close(db), STRATA_OK);
+}
+END_TEST
+
+START_TEST(idle_flush_skips_small_memtables)
+{
+    /* Under 1/8 of the memtable: it stays in its log however long the quiet. */
+    strata_db *db = open_idle(20, (size_t)1 << 20);
+    put_range(db, 0, 200, 1); /* about 32 KiB: under the 64 KiB an idle flush needs at least */
+    uv_sleep(300);
+    strata_stats st;
+    strata_stats_get(db, &st);
+    ck_assert_uint_eq(st.idle_flushes, 0);
+    ck_assert_uint_eq(st.flushes, 0);
+    ck_assert_uint_eq(st.level_files[0], 0);
+    ck_assert_int_eq(strata_close(db), STRATA_OK);
+    /* idle_flush_ms = 0: never, whatever the memtable holds. */
+    db = open_idle(0, (size_t)1 << 20);
+    put_range(db, 0, 3000, 2);
+    uv_sleep(300);
+    strata_stats_get(db, &st);
+    ck_assert_uint_eq(st.idle_flushes, 0);
+    ck_assert_uint_eq(st.level_files[0], 1); /* only the open's flush of the first log */
+    check_range(db, 0, 3000, 2);
+    ck_assert_int_eq(strata_close(db), STRATA_OK);
+}
+END_TEST
+
+START_TEST(idle_flush_scales_with_the_tables)
+{
+    /* With tables of T bytes, T < memtable_bytes, a memtable needs T/8. */
+    strata_db *db = open_idle(20, (size_t)4 << 20);
+    put_range(db, 0, 16000, 1);
+    ck_assert_int_eq(strata_flush(db), STRATA_OK); /* about 2 MB of table */
+    strata_stats st;
+    strata_stats_get(db, &st);
+    ck_assert_uint_gt(st.level_bytes[0], 1800000);
+    ck_assert_uint_lt(st.level_bytes[0], 2200000);
+    put_range(db, 0, 1000, 2); /* about 164 KB of entries: under 1/8 of the table */
+    uv_sleep(300);
+    strata_stats_get(db, &st);
+    ck_assert_uint_eq(st.idle_flushes, 0);
+    put_range(db, 1000, 2000, 2); /* about 328 KB: over it */
+    wait_idle_flushes(db, 1);
+    strata_stats_get(db, &st);
+    ck_assert_uint_eq(st.flushes, 2); /* strata_flush's and the idle one */
+    check_range(db, 0, 2000, 2);
+    check_range(db, 2000, 16000, 1);
+    ck_assert_int_eq(strata_close(db), STRATA_OK);
+    /* With tables larger than the memtable, it needs memtable_bytes / 8:
+       here 128 KiB, not the tables' 2.2 MB / 8. */
+    db = open_idle(20, (size_t)1 << 20);
+    put_range(db, 2000, 3000, 3); /* about 164 KB */
+    wait_idle_flushes(db, 1);
+    check_range(db, 2000, 3000, 3);
+    ck_assert_int_eq(strata_close(db), STRATA_OK);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("flush");
@@ -530,6 +678,12 @@ int main(void)
     tcase_add_test(tc, flushes_under_load);
     tcase_add_test(tc, bloom_answers_absent_keys);
     tcase_add_test(tc, many_times_the_memtable);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("idle");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, idle_flush_writes_the_memtable);
+    tcase_add_test(tc, idle_flush_skips_small_memtables);
+    tcase_add_test(tc, idle_flush_scales_with_the_tables);
     suite_add_tcase(s, tc);
     tc = tcase_create("damage");
     tcase_add_checked_fixture(tc, setup, teardown);

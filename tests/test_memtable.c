@@ -363,8 +363,11 @@ START_TEST(key_filter)
     size_t empty = memtable_memory(m);
     ck_assert_int_eq(memtable_may_contain(m, "k", 1), 0);
     ck_assert_uint_eq(memtable_memory(m), empty); /* nothing allocated yet */
+    ck_assert_uint_eq(memtable_entry_bytes(m), 0);
     add_ok(m, 1, KIND_VALUE, "", 0, "e", 1);
     ck_assert_uint_ge(memtable_memory(m), empty + mt_filter_bytes((size_t)4 << 20));
+    /* The entry bytes leave out the filter and the rest of the arena block. */
+    ck_assert_uint_eq(memtable_entry_bytes(m), MT_NODE_BYTES(0, 1));
     ck_assert_int_eq(memtable_may_contain(m, "", 0), 1);
     char key[32];
     enum { N = 30000 }; /* about what a 4 MiB memtable of 100-byte values holds */
@@ -827,7 +830,7 @@ START_TEST(memory_exact_and_monotone)
     unsigned char *buf = malloc(100000);
     ck_assert_ptr_nonnull(buf);
     memset(buf, 'x', 100000);
-    size_t payload = 0;
+    size_t payload = 0, entry_bytes = 0;
     for (int i = 0; i < 20000; i++) {
         size_t klen = (size_t)(tu_rand(&rng) % 40);
         size_t vlen = (size_t)(tu_rand(&rng) % 200);
@@ -841,9 +844,11 @@ START_TEST(memory_exact_and_monotone)
         add_ok(m, (uint64_t)i, kind, buf, klen, buf, vlen);
         mem_model_add(&mm, klen, kind == KIND_DELETE ? 0 : vlen, i == 0);
         payload += klen + (kind == KIND_DELETE ? 0 : vlen);
+        entry_bytes += MT_NODE_BYTES(klen, kind == KIND_DELETE ? 0 : vlen);
         size_t after = memtable_memory(m);
         EXPECT_UINT_GE(after, before);
         EXPECT_UINT_EQ(after, mm.expected);
+        EXPECT_UINT_EQ(memtable_entry_bytes(m), entry_bytes);
     }
     ck_assert_uint_eq(memtable_memory(m), sizeof(struct memtable) + arena_memory(&m->arena));
     ck_assert_uint_ge(memtable_memory(m), payload);

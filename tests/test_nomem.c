@@ -230,6 +230,7 @@ static void workload_options(strata_options *o)
     strata_options_init(o);
     o->memtable_bytes = 64 * 1024;
     o->sync_interval_ms = 3600000; /* the ASYNC syncer stays asleep */
+    o->idle_flush_ms = 0;          /* and the idle flush never comes */
     o->background_threads = 1;
     /* No automatic compaction: the only compaction is strata_compact_range,
        on the caller's thread, so failures land in the same place each run. */

@@ -573,6 +573,7 @@ static void db_options(strata_options *o)
     /* no syncer I/O at random moments: the calls of a workload are the same on
        every run, so a crash point replays */
     o->sync_interval_ms = 3600000;
+    o->idle_flush_ms = 0;
 }
 
 static double now_seconds(void)

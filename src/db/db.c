@@ -32,6 +32,7 @@ void strata_options_init(strata_options *o)
     o->error_if_exists = 0;
     o->durability = STRATA_DURABLE_WRITE;
     o->sync_interval_ms = 1000;
+    o->idle_flush_ms = 500;
     o->memtable_bytes = (size_t)64 << 20;
     o->block_bytes = 4096;
     o->target_file_bytes = (size_t)64 << 20;
@@ -71,6 +72,7 @@ int db_options_check(const strata_options *o, const char **why)
             "durability is not a STRATA_DURABLE_* level");
     REQUIRE(o->sync_interval_ms >= 1 && o->sync_interval_ms <= 3600000,
             "sync_interval_ms must be 1..3600000");
+    REQUIRE(o->idle_flush_ms <= 3600000, "idle_flush_ms must be 0..3600000");
     REQUIRE(o->memtable_bytes >= ((size_t)64 << 10) && o->memtable_bytes <= ((size_t)4 << 30),
             "memtable_bytes must be 64 KiB..4 GiB");
     REQUIRE(o->block_bytes >= 256 && o->block_bytes <= ((size_t)16 << 20),
@@ -396,7 +398,7 @@ static int find_logs(strata_db *db, uint64_t **out, size_t *count)
 
 static void db_free(strata_db *db)
 {
-    db_syncer_stop(db);
+    db_timer_stop(db);
     db_flusher_stop(db);
     db_compactors_stop(db);
     wal_writer_close(db->wal, 0);
@@ -414,8 +416,8 @@ static void db_free(strata_db *db)
     uv_cond_destroy(&db->bg_cv);
     uv_mutex_destroy(&db->apply_mu);
     db_update_destroy(db);
-    uv_cond_destroy(&db->syncer_cv);
-    uv_mutex_destroy(&db->syncer_mu);
+    uv_cond_destroy(&db->timer_cv);
+    uv_mutex_destroy(&db->timer_mu);
     uv_mutex_destroy(&db->mu);
     mem_free(db->dir);
     mem_free(db);
@@ -465,7 +467,7 @@ static int open_files(strata_db *db)
     if (st == STRATA_OK)
         st = db_compactors_start(db);
     if (st == STRATA_OK)
-        st = db_syncer_start(db);
+        st = db_timer_start(db);
     return st;
 }
 
@@ -496,8 +498,8 @@ int db_open(const char *path, const strata_options *opts, io_env *env, strata_db
     db->env = env;
     db->lock_fd = -1;
     uv_mutex_init(&db->mu);
-    uv_mutex_init(&db->syncer_mu);
-    uv_cond_init(&db->syncer_cv);
+    uv_mutex_init(&db->timer_mu);
+    uv_cond_init(&db->timer_cv);
     uv_cond_init(&db->bg_cv);
     uv_mutex_init(&db->apply_mu);
     db_update_init(db);
@@ -531,7 +533,7 @@ int strata_close(strata_db *db)
 {
     if (!db)
         return STRATA_OK;
-    db_syncer_stop(db);
+    db_timer_stop(db);
     db_flusher_stop(db);      /* waits for a flush in progress */
     db_compactors_stop(db);   /* and for compactions in progress */
     int st = STRATA_READONLY; /* after an error, unsynced writes are not written */
@@ -702,6 +704,7 @@ int strata_stats_get(strata_db *db, strata_stats *out)
     uv_mutex_lock(&db->mu);
     out->memtable_bytes = memtable_memory(db->mem);
     out->immutable_memtables = (uint64_t)db->nimm;
+    out->flushes = db->flushes;
     live += (int64_t)memtable_count(db->mem) - 2 * (int64_t)memtable_deletions(db->mem);
     for (int i = 0; i < db->nimm; i++)
         live += (int64_t)memtable_count(db->imm[i]) - 2 * (int64_t)memtable_deletions(db->imm[i]);
@@ -729,6 +732,7 @@ int strata_stats_get(strata_db *db, strata_stats *out)
     out->stall_micros = LOAD(st_stall_micros);
     out->bloom_negatives = LOAD(st_bloom_negatives);
     out->compactions = LOAD(st_compactions);
+    out->idle_flushes = LOAD(st_idle_flushes);
     out->compaction_bytes_read = LOAD(st_compaction_read);
     out->compaction_bytes_written = LOAD(st_compaction_written);
     out->writes = LOAD(st_writes);
@@ -757,7 +761,8 @@ char *strata_stats_text(strata_db *db)
         "writes: %" PRIu64 " in %" PRIu64 " groups, %" PRIu64 " user bytes\n"
         "wal: %" PRIu64 " records, %" PRIu64 " bytes, %" PRIu64 " syncs\n"
         "memtable: %" PRIu64 " bytes, %" PRIu64 " immutable waiting\n"
-        "flush: %" PRIu64 " bytes written; stalls: %" PRIu64 " us\n"
+        "flushes: %" PRIu64 " (%" PRIu64 " when idle), %" PRIu64 " bytes written; stalls: %" PRIu64
+        " us\n"
         "compactions: %" PRIu64 ", read %" PRIu64 ", wrote %" PRIu64 ", pending %" PRIu64 " bytes\n"
         "write amplification: %.3f\n"
         "block cache: %" PRIu64 " hits, %" PRIu64 " misses; bloom negatives: %" PRIu64 "\n"
@@ -765,8 +770,8 @@ char *strata_stats_text(strata_db *db)
         "background error: %s\n"
         "level  files        bytes\n",
         s.writes, s.write_groups, s.user_bytes_written, s.wal_records, s.wal_bytes, s.wal_syncs,
-        s.memtable_bytes, s.immutable_memtables, s.flush_bytes_written, s.stall_micros,
-        s.compactions, s.compaction_bytes_read, s.compaction_bytes_written,
+        s.memtable_bytes, s.immutable_memtables, s.flushes, s.idle_flushes, s.flush_bytes_written,
+        s.stall_micros, s.compactions, s.compaction_bytes_read, s.compaction_bytes_written,
         s.pending_compaction_bytes, s.write_amplification, s.block_cache_hits, s.block_cache_misses,
         s.bloom_negatives, s.live_keys_estimate, strata_strerror(s.background_error));
     for (int l = 0; l < s.levels && n > 0 && (size_t)n < cap; l++)

@@ -120,18 +120,22 @@ struct strata_db {
     uv_thread_t error_reporter;       /* (mu) the thread running that handler */
     atomic_int async_pending;         /* ASYNC records not yet synced */
 
-    /* The ASYNC syncer: wakes every sync_interval_ms or when stop is set. */
-    uv_thread_t syncer;
-    int syncer_started;
-    uv_mutex_t syncer_mu;
-    uv_cond_t syncer_cv;
-    int syncer_stop; /* (syncer_mu) */
+    /* The timer thread (db_timer.c): ASYNC syncs every sync_interval_ms and
+       the idle flush. Woken by stop, by its deadlines, or, when parked, by
+       the next commit group (db_timer_poke). */
+    uv_thread_t timer;
+    int timer_started;
+    uv_mutex_t timer_mu;
+    uv_cond_t timer_cv;
+    int timer_stop;          /* (timer_mu) */
+    atomic_int timer_parked; /* it sleeps until its sync deadline only */
 
     /* Counters for strata_stats (relaxed atomics). */
     atomic_uint_fast64_t st_wal_records, st_wal_bytes, st_wal_syncs, st_user_bytes, st_writes,
         st_groups;
     atomic_uint_fast64_t st_flush_bytes, st_stall_micros, st_bloom_negatives;
     atomic_uint_fast64_t st_compactions, st_compaction_read, st_compaction_written;
+    atomic_uint_fast64_t st_idle_flushes; /* memtables the timer thread switched */
 };
 
 /* What a read looks at: the memtables and the version, referenced under mu
@@ -158,8 +162,16 @@ void db_wait_error_reported_locked(strata_db *db);
 int db_write(strata_db *db, const strata_write_options *wo, strata_batch *b);
 int db_sync(strata_db *db);
 int db_flush(strata_db *db);
-int db_syncer_start(strata_db *db);
-void db_syncer_stop(strata_db *db);
+/* As db_flush, but returns once the memtable is immutable (or was empty),
+   without waiting for the flush thread to write it. */
+int db_switch(strata_db *db);
+
+/* The timer thread (db_timer.c). */
+int db_timer_start(strata_db *db);
+void db_timer_stop(strata_db *db);
+/* Called by a commit leader after counting a commit group: wakes the timer
+   thread if it is parked. Any thread, mu held or not. */
+void db_timer_poke(strata_db *db);
 
 /* strata_update's lock stripes (db_update.c): created in db_open, destroyed in db_free. */
 void db_update_init(strata_db *db);

@@ -1,6 +1,6 @@
 /*
- * db_write.c - the write path: writer queue, group commit, durability levels,
- * and the ASYNC background syncer.
+ * db_write.c - the write path: writer queue, group commit and durability
+ * levels. (The ASYNC syncer is the timer thread's, db_timer.c.)
  *
  * Every write (and every strata_sync) joins a FIFO queue of writers. Groups
  * commit from the head: the leader takes a group of queued writers, releases
@@ -315,15 +315,20 @@ static void lead(strata_db *db, struct writer *head, struct writer *self, struct
     db->leading = 0;
     if (st == STRATA_OK) {
         atomic_fetch_add_explicit(&db->st_writes, writes, memory_order_relaxed);
-        if (writes) /* a strata_flush or strata_sync alone is no commit group */
-            atomic_fetch_add_explicit(&db->st_groups, 1, memory_order_relaxed);
+        if (writes) { /* a strata_flush or strata_sync alone is no commit group */
+            /* seq_cst, then the parked flag: db_timer.c, "Parking". */
+            atomic_fetch_add(&db->st_groups, 1);
+            db_timer_poke(db);
+        }
         atomic_fetch_add_explicit(&db->st_user_bytes, user, memory_order_relaxed);
     }
 }
 
 /* Queues a writer and waits until some leader (maybe itself) has committed it.
-   A flush request then also waits until its memtable is in a table. */
-static int commit(strata_db *db, enum writer_kind kind, strata_batch *b, int durability)
+   A flush request then also waits until its memtable is in a table, unless
+   no_wait (it returns once the memtable is immutable). */
+static int commit(strata_db *db, enum writer_kind kind, strata_batch *b, int durability,
+                  int no_wait)
 {
     struct writer w = {.kind = kind, .batch = b, .durability = durability};
     struct wake_list wakes = {0};
@@ -376,7 +381,7 @@ static int commit(strata_db *db, enum writer_kind kind, strata_batch *b, int dur
         wake_now(&wakes);
         uv_mutex_lock(&db->mu);
     }
-    while (kind == WRITER_FLUSH && w.status == STRATA_OK && db->flushes < w.target) {
+    while (kind == WRITER_FLUSH && !no_wait && w.status == STRATA_OK && db->flushes < w.target) {
         if (atomic_load(&db->bg_error) != STRATA_OK) {
             db_wait_error_reported_locked(db);
             w.status = atomic_load(&db->bg_error);
@@ -415,7 +420,7 @@ int db_write(strata_db *db, const strata_write_options *wo, strata_batch *b)
         return STRATA_OK;
     if (atomic_load(&db->bg_error) != STRATA_OK)
         return STRATA_READONLY;
-    return commit(db, WRITER_BATCH, b, level);
+    return commit(db, WRITER_BATCH, b, level, 0);
 }
 
 int strata_write(strata_db *db, const strata_write_options *wo, strata_batch *b)
@@ -519,7 +524,7 @@ int db_sync(strata_db *db)
 {
     if (atomic_load(&db->bg_error) != STRATA_OK)
         return STRATA_READONLY;
-    return commit(db, WRITER_SYNC, NULL, STRATA_DURABLE_FSYNC);
+    return commit(db, WRITER_SYNC, NULL, STRATA_DURABLE_FSYNC, 0);
 }
 
 int db_flush(strata_db *db)
@@ -530,7 +535,14 @@ int db_flush(strata_db *db)
         uv_mutex_unlock(&db->mu);
         return STRATA_READONLY;
     }
-    return commit(db, WRITER_FLUSH, NULL, STRATA_DURABLE_WRITE);
+    return commit(db, WRITER_FLUSH, NULL, STRATA_DURABLE_WRITE, 0);
+}
+
+int db_switch(strata_db *db)
+{
+    if (atomic_load(&db->bg_error) != STRATA_OK)
+        return STRATA_READONLY;
+    return commit(db, WRITER_FLUSH, NULL, STRATA_DURABLE_WRITE, 1);
 }
 
 int strata_sync(strata_db *db)
@@ -538,49 +550,4 @@ int strata_sync(strata_db *db)
     if (!db)
         return ERR_INVALID();
     return db_sync(db);
-}
-
-/* ------------------------------------------------------------------ ASYNC syncer */
-
-static void syncer_main(void *arg)
-{
-    strata_db *db = arg;
-    uint64_t period = (uint64_t)db->opts.sync_interval_ms * 1000000u;
-    uv_mutex_lock(&db->syncer_mu);
-    uint64_t deadline = uv_hrtime() + period;
-    while (!db->syncer_stop) {
-        uint64_t now = uv_hrtime();
-        if (now < deadline) {
-            uv_cond_timedwait(&db->syncer_cv, &db->syncer_mu, deadline - now);
-            continue; /* re-check stop and the deadline */
-        }
-        deadline = now + period;
-        if (atomic_load_explicit(&db->async_pending, memory_order_relaxed)) {
-            uv_mutex_unlock(&db->syncer_mu);
-            /* A failure is recorded (and reported) by the leader that hit it. */
-            (void)db_sync(db);
-            uv_mutex_lock(&db->syncer_mu);
-        }
-    }
-    uv_mutex_unlock(&db->syncer_mu);
-}
-
-int db_syncer_start(strata_db *db)
-{
-    if (uv_thread_create(&db->syncer, syncer_main, db) != 0)
-        return ERR_NOMEM();
-    db->syncer_started = 1;
-    return STRATA_OK;
-}
-
-void db_syncer_stop(strata_db *db)
-{
-    if (!db->syncer_started)
-        return;
-    uv_mutex_lock(&db->syncer_mu);
-    db->syncer_stop = 1;
-    uv_cond_signal(&db->syncer_cv);
-    uv_mutex_unlock(&db->syncer_mu);
-    uv_thread_join(&db->syncer);
-    db->syncer_started = 0;
 }

@@ -71,6 +71,7 @@ int memtable_new_sized(size_t budget, struct memtable **out)
     m->budget = budget;
     atomic_init(&m->count, 0);
     atomic_init(&m->deletions, 0);
+    atomic_init(&m->entry_bytes, 0);
     m->min = NULL;
     m->max = NULL;
     /* Blocks of at most 1/16 of the budget, so filling it is what fills it. */
@@ -98,6 +99,13 @@ void memtable_unref(struct memtable *m)
     mem_free(m);
 }
 
+/* Adds n to entry_bytes (the writer only: a plain store, no locked add). */
+static void count_entry_bytes(struct memtable *m, size_t n)
+{
+    uint64_t b = atomic_load_explicit(&m->entry_bytes, memory_order_relaxed);
+    atomic_store_explicit(&m->entry_bytes, b + n, memory_order_relaxed);
+}
+
 static int add_range_del(struct memtable *m, uint64_t seq, const void *begin, size_t blen,
                          const void *end, size_t elen)
 {
@@ -118,6 +126,7 @@ static int add_range_del(struct memtable *m, uint64_t seq, const void *begin, si
     m->rd_list = r;
     m->rd_count++;
     atomic_store_explicit(&m->rd_published, m->rd_count, memory_order_release);
+    count_entry_bytes(m, sizeof(*r) + blen + elen);
     pthread_mutex_unlock(&m->rd_lock);
     return STRATA_OK;
 }
@@ -199,6 +208,7 @@ int memtable_add(struct memtable *m, uint64_t seq, int kind, const void *key, si
 
     uint64_t count = atomic_load_explicit(&m->count, memory_order_relaxed);
     atomic_store_explicit(&m->count, count + 1, memory_order_relaxed);
+    count_entry_bytes(m, MT_NODE_BYTES(klen, vlen));
     if (kind == KIND_DELETE) {
         uint64_t d = atomic_load_explicit(&m->deletions, memory_order_relaxed);
         atomic_store_explicit(&m->deletions, d + 1, memory_order_relaxed);
@@ -284,6 +294,11 @@ int memtable_empty(const struct memtable *m)
 size_t memtable_memory(const struct memtable *m)
 {
     return sizeof(*m) + arena_memory(&m->arena);
+}
+
+uint64_t memtable_entry_bytes(const struct memtable *m)
+{
+    return atomic_load_explicit(&m->entry_bytes, memory_order_relaxed);
 }
 
 uint64_t memtable_count(const struct memtable *m)

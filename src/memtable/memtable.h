@@ -70,6 +70,12 @@ int memtable_empty(const struct memtable *m);
 /* Bytes held from the allocator (arena blocks and the memtable itself). */
 size_t memtable_memory(const struct memtable *m);
 
+/* The arena bytes the entries and range tombstones take (keys, values and
+   node headers): memtable_memory without the memtable itself, its key filter
+   and the unused ends of arena blocks, which are there however few the
+   entries. Any thread. */
+uint64_t memtable_entry_bytes(const struct memtable *m);
+
 /* Number of entries added. */
 uint64_t memtable_count(const struct memtable *m);
 

@@ -93,6 +93,7 @@ struct memtable {
 
     _Atomic uint64_t count;     /* entries added */
     _Atomic uint64_t deletions; /* of them, of kind KIND_DELETE */
+    _Atomic uint64_t entry_bytes; /* arena bytes of the entries and range tombstones */
     struct mt_node *min;    /* smallest and largest entry, writer only: */
     struct mt_node *max;    /* sorted inserts skip the walk from the root */
     struct arena arena;
