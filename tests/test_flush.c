@@ -580,7 +580,7 @@ static void wait_idle_flushes(strata_db *db, uint64_t want)
 START_TEST(idle_flush_writes_the_memtable)
 {
     strata_db *db = open_idle(20, (size_t)1 << 20);
-    put_range(db, 0, 2000, 1); /* about 280 KiB of the 1 MiB memtable: over 1/8 */
+    put_range(db, 0, 2000, 1); /* 320 KB of entries (160 B each): over the 64 KiB floor */
     wait_idle_flushes(db, 1);
     strata_stats st;
     strata_stats_get(db, &st);
@@ -617,7 +617,7 @@ START_TEST(idle_flush_skips_small_memtables)
 {
     /* Under 1/8 of the memtable: it stays in its log however long the quiet. */
     strata_db *db = open_idle(20, (size_t)1 << 20);
-    put_range(db, 0, 200, 1); /* about 32 KiB: under the 64 KiB an idle flush needs at least */
+    put_range(db, 0, 200, 1); /* 32 KB: under the 64 KiB an idle flush needs at least */
     uv_sleep(300);
     strata_stats st;
     strata_stats_get(db, &st);
@@ -647,11 +647,11 @@ START_TEST(idle_flush_scales_with_the_tables)
     strata_stats_get(db, &st);
     ck_assert_uint_gt(st.level_bytes[0], 1800000);
     ck_assert_uint_lt(st.level_bytes[0], 2200000);
-    put_range(db, 0, 1000, 2); /* about 164 KB of entries: under 1/8 of the table */
+    put_range(db, 0, 1000, 2); /* 160 KB of entries: under 1/8 of the table */
     uv_sleep(300);
     strata_stats_get(db, &st);
     ck_assert_uint_eq(st.idle_flushes, 0);
-    put_range(db, 1000, 2000, 2); /* about 328 KB: over it */
+    put_range(db, 1000, 2000, 2); /* 320 KB: over it */
     wait_idle_flushes(db, 1);
     strata_stats_get(db, &st);
     ck_assert_uint_eq(st.flushes, 2); /* strata_flush's and the idle one */
@@ -661,9 +661,54 @@ START_TEST(idle_flush_scales_with_the_tables)
     /* With tables larger than the memtable, it needs memtable_bytes / 8:
        here 128 KiB, not the tables' 2.2 MB / 8. */
     db = open_idle(20, (size_t)1 << 20);
-    put_range(db, 2000, 3000, 3); /* about 164 KB */
+    put_range(db, 2000, 3000, 3); /* 160 KB */
     wait_idle_flushes(db, 1);
     check_range(db, 2000, 3000, 3);
+    ck_assert_int_eq(strata_close(db), STRATA_OK);
+}
+END_TEST
+
+START_TEST(idle_flush_never_waits_for_room)
+{
+    /* The flush thread is stuck writing a table and MAX_IMMUTABLE memtables
+       wait. The idle flush must not wait for room behind them: the timer
+       thread also makes the ASYNC syncs, which would stop with it. */
+    struct fault_env f;
+    fault_env_init(&f, NULL);
+    strata_options o;
+    strata_options_init(&o);
+    o.memtable_bytes = (size_t)256 << 10;
+    o.idle_flush_ms = 20;
+    o.sync_interval_ms = 50;
+    strata_db *db;
+    ck_assert_int_eq(db_open(dir, &o, &f.env, &db), STRATA_OK);
+    fault_env_hold(&f, FAULT_CLASS_BIT(FCL_SST_TMP));
+    strata_stats st;
+    long n = 0;
+    do { /* until two full memtables wait for the held flush thread */
+        put_range(db, n, n + 50, 1);
+        n += 50;
+        strata_stats_get(db, &st);
+    } while (st.immutable_memtables < 2);
+    ck_assert_uint_eq(atomic_load(&f.holding), 1);
+    put_range(db, n, n + 300, 1); /* 48 KB: an idle flush would be due */
+    n += 300;
+    strata_write_options async = {.durability = STRATA_DURABLE_ASYNC};
+    ck_assert_int_eq(strata_put(db, &async, "async", 5, "v", 1), STRATA_OK);
+    strata_stats_get(db, &st);
+    uint64_t syncs = st.wal_syncs;
+    int i = 0;
+    for (; i < 6000 && st.wal_syncs == syncs; i++) { /* up to a minute: no timing asserted */
+        uv_sleep(10);
+        strata_stats_get(db, &st);
+    }
+    ck_assert_msg(st.wal_syncs > syncs, "no ASYNC sync in a minute: the timer thread is stuck");
+    ck_assert_uint_eq(st.idle_flushes, 0); /* skipped: no room */
+    ck_assert_uint_eq(st.immutable_memtables, 2);
+    fault_env_hold(&f, 0);
+    ck_assert_int_eq(strata_flush(db), STRATA_OK);
+    check_range(db, 0, n, 1);
+    ck_assert_int_eq(get_is(db, "async", 5, "v", 1), STRATA_OK);
     ck_assert_int_eq(strata_close(db), STRATA_OK);
 }
 END_TEST
@@ -684,6 +729,7 @@ int main(void)
     tcase_add_test(tc, idle_flush_writes_the_memtable);
     tcase_add_test(tc, idle_flush_skips_small_memtables);
     tcase_add_test(tc, idle_flush_scales_with_the_tables);
+    tcase_add_test(tc, idle_flush_never_waits_for_room);
     suite_add_tcase(s, tc);
     tc = tcase_create("damage");
     tcase_add_checked_fixture(tc, setup, teardown);

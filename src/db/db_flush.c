@@ -41,8 +41,9 @@ uint64_t db_oldest_snapshot(strata_db *db)
 
 /* ------------------------------------------------------------------ switching */
 
-int db_make_room(strata_db *db, int force)
+int db_make_room(strata_db *db, enum make_room mode)
 {
+    int force = mode != ROOM_IF_FULL;
     uint64_t stall_start = 0;
     if (!force && db->l0_files >= db->opts.l0_slowdown_trigger &&
         db->l0_files < db->opts.l0_stop_trigger) {
@@ -63,6 +64,8 @@ int db_make_room(strata_db *db, int force)
         if (force && memtable_empty(db->mem))
             break; /* nothing to flush */
         if (db->nimm >= MAX_IMMUTABLE || db->l0_files >= db->opts.l0_stop_trigger) {
+            if (mode == ROOM_IF_FREE)
+                return STRATA_BUSY;
             /* Writers wait for the flush thread and the compactions rather
                than grow memory or level 0 without bound. */
             if (!stall_start)

@@ -39,6 +39,7 @@ struct writer {
     enum writer_kind kind;
     strata_batch *batch; /* WRITER_BATCH only */
     int durability;
+    int if_free;     /* WRITER_FLUSH: never wait for room (ROOM_IF_FREE) */
     int done;        /* set by the leader that committed it (under mu) */
     int status;      /* valid once done */
     uint64_t target; /* WRITER_FLUSH: wait until this many memtables are flushed */
@@ -162,8 +163,9 @@ void db_wait_error_reported_locked(strata_db *db);
 int db_write(strata_db *db, const strata_write_options *wo, strata_batch *b);
 int db_sync(strata_db *db);
 int db_flush(strata_db *db);
-/* As db_flush, but returns once the memtable is immutable (or was empty),
-   without waiting for the flush thread to write it. */
+/* Makes the memtable immutable for the flush thread and returns without
+   waiting for the flush: STRATA_OK (also when it was empty), or STRATA_BUSY
+   without a switch when that would have to wait for room. */
 int db_switch(strata_db *db);
 
 /* The timer thread (db_timer.c). */
@@ -179,10 +181,18 @@ void db_update_destroy(strata_db *db);
 
 /* Memtable switching and flushing (db_flush.c). */
 
+/* How db_make_room treats a memtable that is not full. */
+enum make_room {
+    ROOM_IF_FULL, /* switch it only when full (a write) */
+    ROOM_FORCE,   /* switch it unless empty, waiting for room (strata_flush) */
+    ROOM_IF_FREE, /* switch it unless empty, but never wait: STRATA_BUSY when
+                     it would (the idle flush) */
+};
+
 /* Makes the active memtable immutable and starts a new log, stalling (mu held,
-   released while waiting or doing I/O) while MAX_IMMUTABLE are waiting. Only
-   the commit leader calls it. force: even when the memtable is not full. */
-int db_make_room(strata_db *db, int force);
+   released while waiting or doing I/O) while MAX_IMMUTABLE are waiting or
+   level 0 is at its stop trigger. Only the commit leader calls it. */
+int db_make_room(strata_db *db, enum make_room mode);
 
 /* Writes mem to a new level-0 table (nothing when empty). On STRATA_OK *f is
    the new file's metadata or NULL. Runs without mu. */

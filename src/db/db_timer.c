@@ -7,8 +7,10 @@
  *   fdatasyncs the log (db_sync), which is what STRATA_DURABLE_ASYNC promises.
  * - Once no write has been committed for idle_flush_ms, if the active memtable
  *   is worth a table (below), it makes it immutable (db_switch); the flush
- *   thread then writes it to a level-0 table and deletes its log. It does
- *   not wait for that flush, so an ASYNC sync is never late behind one.
+ *   thread then writes it to a level-0 table and deletes its log. It never
+ *   waits for the flush thread: not for that flush, and not for room (with
+ *   MAX_IMMUTABLE memtables waiting the idle flush is skipped), so an ASYNC
+ *   sync is never late behind a table.
  *
  * Why flush when idle, and why only memtables whose entries take at least
  * IDLE_FLUSH_MIN_BYTES and 1/IDLE_FLUSH_FRACTION of min(memtable_bytes, the
@@ -42,11 +44,10 @@
 /* Whether the active memtable is worth an idle flush now. (mu held) */
 static int idle_flush_due(strata_db *db)
 {
-    /* Not behind a pending flush or a full level 0: the switch would stall. */
-    if (atomic_load(&db->bg_error) != STRATA_OK || db->nimm != 0 ||
+    /* Not while level 0 is slowing writers down: no table to add to it.
+       (A switch that would have to wait is refused by db_switch.) */
+    if (atomic_load(&db->bg_error) != STRATA_OK || !db->current ||
         db->l0_files >= db->opts.l0_slowdown_trigger)
-        return 0;
-    if (!db->current)
         return 0;
     uint64_t tables = 0;
     for (int l = 0; l < NUM_LEVELS; l++)
@@ -68,7 +69,8 @@ static void idle_flush(strata_db *db)
     uv_mutex_lock(&db->mu);
     int due = idle_flush_due(db);
     uv_mutex_unlock(&db->mu);
-    /* A failure is recorded (and reported) by the leader that hit it. */
+    /* STRATA_BUSY: no room without waiting, skipped. Another failure is
+       recorded (and reported) by the leader that hit it. */
     if (due && db_switch(db) == STRATA_OK)
         atomic_fetch_add_explicit(&db->st_idle_flushes, 1, memory_order_relaxed);
 }

@@ -266,7 +266,9 @@ static void lead(strata_db *db, struct writer *head, struct writer *self, struct
     db->leading = 1;
     db->head_waiting = 0;
     /* Room first: a full memtable becomes immutable (or the leader stalls). */
-    int st = db_make_room(db, head->kind == WRITER_FLUSH);
+    int st = db_make_room(db, head->kind != WRITER_FLUSH ? ROOM_IF_FULL
+                              : head->if_free            ? ROOM_IF_FREE
+                                                         : ROOM_FORCE);
     struct writer *last = pick_group(head);
     int group_syncs = 0; /* FSYNC writers in the group (none unless the head is one) */
     if (needs_sync(head)) {
@@ -326,11 +328,11 @@ static void lead(strata_db *db, struct writer *head, struct writer *self, struct
 
 /* Queues a writer and waits until some leader (maybe itself) has committed it.
    A flush request then also waits until its memtable is in a table, unless
-   no_wait (it returns once the memtable is immutable). */
+   if_free (db_switch: it returns once the memtable is immutable). */
 static int commit(strata_db *db, enum writer_kind kind, strata_batch *b, int durability,
-                  int no_wait)
+                  int if_free)
 {
-    struct writer w = {.kind = kind, .batch = b, .durability = durability};
+    struct writer w = {.kind = kind, .batch = b, .durability = durability, .if_free = if_free};
     struct wake_list wakes = {0};
     uint64_t deadline = 0; /* of the wait for followers, once w is the head */
     uv_mutex_lock(&db->mu);
@@ -381,7 +383,7 @@ static int commit(strata_db *db, enum writer_kind kind, strata_batch *b, int dur
         wake_now(&wakes);
         uv_mutex_lock(&db->mu);
     }
-    while (kind == WRITER_FLUSH && !no_wait && w.status == STRATA_OK && db->flushes < w.target) {
+    while (kind == WRITER_FLUSH && !if_free && w.status == STRATA_OK && db->flushes < w.target) {
         if (atomic_load(&db->bg_error) != STRATA_OK) {
             db_wait_error_reported_locked(db);
             w.status = atomic_load(&db->bg_error);

@@ -154,8 +154,31 @@ static size_t take_space(struct fault_env *f, size_t n)
     }
 }
 
+/* Waits while calls on class cls are held (fault_env_hold). */
+static void wait_held(struct fault_env *f, int cls)
+{
+    unsigned bit = FAULT_CLASS_BIT(cls);
+    if (!(atomic_load(&f->hold_mask) & bit))
+        return;
+    pthread_mutex_lock(&f->hold_mu);
+    atomic_fetch_add(&f->holding, 1);
+    while (atomic_load(&f->hold_mask) & bit)
+        pthread_cond_wait(&f->hold_cv, &f->hold_mu);
+    atomic_fetch_sub(&f->holding, 1);
+    pthread_mutex_unlock(&f->hold_mu);
+}
+
+void fault_env_hold(struct fault_env *f, unsigned class_mask)
+{
+    pthread_mutex_lock(&f->hold_mu);
+    atomic_store(&f->hold_mask, class_mask);
+    pthread_cond_broadcast(&f->hold_cv);
+    pthread_mutex_unlock(&f->hold_mu);
+}
+
 static int f_pwrite(io_env *env, int fd, const void *buf, size_t n, uint64_t off)
 {
+    wait_held(F(env), fd_class(F(env), fd));
     int st = should_fail(F(env), FOP_PWRITE, fd_class(F(env), fd), fd_name(F(env), fd));
     if (st != STRATA_OK)
         return st;
@@ -287,6 +310,10 @@ void fault_env_init(struct fault_env *f, io_env *base)
     atomic_init(&f->last_op, -1);
     atomic_init(&f->last_class, -1);
     f->first_name[0] = 0;
+    atomic_init(&f->hold_mask, 0);
+    atomic_init(&f->holding, 0);
+    pthread_mutex_init(&f->hold_mu, NULL);
+    pthread_cond_init(&f->hold_cv, NULL);
     atomic_init(&f->space, -1);
     atomic_init(&f->nospace, 0);
     atomic_init(&f->tracing, 0);

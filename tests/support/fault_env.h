@@ -92,6 +92,12 @@ struct fault_env {
     atomic_int first_op, first_class;
     atomic_int last_op, last_class;
     char first_name[FAULT_NAME_MAX];
+    /* pwrites to files of a class in hold_mask wait until it is cleared (a
+       disk stuck for some files); holding counts the calls waiting now. */
+    atomic_uint hold_mask;
+    atomic_ulong holding;
+    pthread_mutex_t hold_mu;
+    pthread_cond_t hold_cv;
     /* Space left on the "disk" in bytes; -1 = unlimited. */
     atomic_llong space;
     atomic_ulong nospace; /* pwrites refused for lack of space */
@@ -120,6 +126,10 @@ void fault_env_arm(struct fault_env *f, enum fault_op op, unsigned long nth, int
 void fault_env_arm_ex(struct fault_env *f, unsigned op_mask, unsigned class_mask, unsigned long nth,
                       int sticky, int status);
 void fault_env_disarm(struct fault_env *f);
+
+/* From now on pwrites to files of a class in class_mask (FAULT_CLASS_BIT
+   set) wait; 0 lets every waiting call go on. */
+void fault_env_hold(struct fault_env *f, unsigned class_mask);
 
 /* Sets the space left on the disk (bytes; -1 = unlimited). */
 void fault_env_set_space(struct fault_env *f, long long bytes);
