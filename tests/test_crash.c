@@ -438,6 +438,10 @@ struct shared {
     atomic_uint bg_calls;                  /* such calls started */
     atomic_int mon_imm;                    /* immutable memtables at the last sample */
     atomic_uint mon_samples, mon_compactions;
+    atomic_uint mon_idle_flushes; /* strata_stats.idle_flushes at the last sample */
+    /* Writers wait while uv_hrtime() is below this: the helper's quiet
+       spells, in which the idle flush (idle_flush_ms = 1) switches memtables. */
+    atomic_ullong pause_until;
 };
 
 /* A version of a key: which iteration, operation and batch entry wrote it. */
@@ -456,6 +460,8 @@ static void mixed_options(strata_options *o, unsigned sync_ms)
     o->background_threads = 3;
     o->block_bytes = 1024;
     o->sync_interval_ms = sync_ms;
+    o->idle_flush_ms =
+        1; /* the helper's quiet spells end in idle flushes, and kills land in them */
 }
 
 static void gen_op(uint64_t *rng, struct mop *op)
@@ -630,6 +636,11 @@ static void mixed_writer(void *arg)
     if (!b)
         _exit(14);
     for (int i = 0; i < INT_MAX - 1; i++) {
+        uint64_t quiet = atomic_load(&c->sh->pause_until), now = uv_hrtime();
+        if (now < quiet) {
+            struct timespec ts = {0, (long)(quiet - now)};
+            nanosleep(&ts, NULL);
+        }
         struct mop op;
         gen_op(&rng, &op);
         atomic_store(&c->sh->started[c->t], i + 1);
@@ -660,6 +671,10 @@ static void mixed_helper(void *arg)
         uv_sleep((unsigned)(tu_rand(&rng) % 3));
         if (uv_hrtime() - t0 > UINT64_C(20000000000))
             _exit(0); /* the parent should have killed us long ago */
+        if (tu_rand(&rng) % 4 == 0) { /* a quiet spell of 4 ms: no writes */
+            atomic_store(&sh->pause_until, uv_hrtime() + 4000000u);
+            continue;
+        }
         int snap[MIXED_THREADS];
         for (int t = 0; t < MIXED_THREADS; t++)
             snap[t] = atomic_load(&sh->acked[t]);
@@ -706,6 +721,7 @@ static void mixed_monitor(void *arg)
         if (strata_stats_get(c->db, &s) == STRATA_OK) {
             atomic_store(&c->sh->mon_imm, (int)s.immutable_memtables);
             atomic_store(&c->sh->mon_compactions, (unsigned)s.compactions);
+            atomic_store(&c->sh->mon_idle_flushes, (unsigned)s.idle_flushes);
             atomic_fetch_add(&c->sh->mon_samples, 1);
         }
         struct timespec ts = {0, 300000};
@@ -1069,7 +1085,7 @@ START_TEST(kill_during_background_work)
     struct shared *sh = mmap(NULL, sizeof(struct shared), PROT_READ | PROT_WRITE,
                              MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     ck_assert_ptr_ne(sh, MAP_FAILED);
-    int during_bg = 0, in_call = 0, writing_table = 0, imm_sampled = 0, targeted = 0;
+    int during_bg = 0, in_call = 0, writing_table = 0, imm_sampled = 0, targeted = 0, idle_seen = 0;
     long long ops_total = 0, inflight_total = 0;
     uint64_t t0 = uv_hrtime();
     for (int iter = 0; iter < kills; iter++) {
@@ -1122,6 +1138,7 @@ START_TEST(kill_during_background_work)
         writing_table += tmp;
         during_bg += call || tmp;
         imm_sampled += atomic_load(&sh->mon_imm) > 0;
+        idle_seen += atomic_load(&sh->mon_idle_flushes) > 0;
         for (int t = 0; t < MIXED_THREADS; t++) {
             kr.t_acked[t] = atomic_load(&sh->acked[t]);
             kr.t_started[t] = atomic_load(&sh->started[t]);
@@ -1138,11 +1155,13 @@ START_TEST(kill_during_background_work)
             "kill_during_background_work: %d kills (%d waited for a helper flush/compaction) in "
             "%.1f s; %d during background work (%.0f%%: %d inside strata_flush/compact_range, "
             "%d writing a table); %d with immutable memtables at the last stats sample; "
-            "%lld ops acknowledged, %lld in flight at the kills\n",
+            "%d after an idle flush; %lld ops acknowledged, %lld in flight at the kills\n",
             kills, targeted, secs, during_bg, kills ? 100.0 * during_bg / kills : 0.0, in_call,
-            writing_table, imm_sampled, ops_total, inflight_total);
+            writing_table, imm_sampled, idle_seen, ops_total, inflight_total);
     ck_assert_msg(4 * during_bg >= kills, "only %d of %d kills landed during background work",
                   during_bg, kills);
+    /* (10-12% of kills in the runs measured: one in 200 or 10,000 is far below) */
+    ck_assert_msg(idle_seen > 0, "no kill came after an idle flush in %d", kills);
 }
 END_TEST
 
