@@ -47,23 +47,15 @@ uint64_t compaction_level_target(const struct compaction_options *o, int level)
     return t;
 }
 
-static uint64_t level_bytes(const struct version *v, int level)
-{
-    uint64_t b = 0;
-    for (size_t i = 0; i < v->nfiles[level]; i++)
-        b += v->files[level][i]->size;
-    return b;
-}
-
 void compaction_scores(const struct version *v, const struct compaction_options *o,
                        double scores[NUM_LEVELS], uint64_t *pending)
 {
     uint64_t p = 0;
     scores[0] = (double)v->nfiles[0] / (double)o->l0_trigger;
     if (v->nfiles[0] >= (size_t)o->l0_trigger)
-        p += level_bytes(v, 0);
+        p += version_level_bytes(v, 0);
     for (int l = 1; l < NUM_LEVELS; l++) {
-        uint64_t b = level_bytes(v, l), t = compaction_level_target(o, l);
+        uint64_t b = version_level_bytes(v, l), t = compaction_level_target(o, l);
         scores[l] = l == NUM_LEVELS - 1 ? 0 : (double)b / (double)t;
         if (l < NUM_LEVELS - 1 && b > t)
             p += b - t;

@@ -83,6 +83,14 @@ void version_ref(struct version *v)
     atomic_fetch_add(&v->refs, 1);
 }
 
+uint64_t version_level_bytes(const struct version *v, int level)
+{
+    uint64_t b = 0;
+    for (size_t i = 0; i < v->nfiles[level]; i++)
+        b += v->files[level][i]->size;
+    return b;
+}
+
 void version_unref(struct version *v)
 {
     if (!v || atomic_fetch_sub(&v->refs, 1) != 1)

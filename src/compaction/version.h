@@ -131,6 +131,8 @@ int vset_write_checkpoint_manifest(struct version_set *vs, const struct version 
 struct version *vset_current(struct version_set *vs);
 void version_ref(struct version *v);
 void version_unref(struct version *v);
+/* The bytes of the tables of one level of v. */
+uint64_t version_level_bytes(const struct version *v, int level);
 
 uint64_t vset_new_file_number(struct version_set *vs);
 /* Makes sure numbers handed out are above n (used when logs are found). */

@@ -51,8 +51,7 @@ static int idle_flush_due(strata_db *db)
         return 0;
     uint64_t tables = 0;
     for (int l = 0; l < NUM_LEVELS; l++)
-        for (size_t i = 0; i < db->current->nfiles[l]; i++)
-            tables += db->current->files[l][i]->size;
+        tables += version_level_bytes(db->current, l);
     uint64_t scale = db->opts.memtable_bytes < tables ? db->opts.memtable_bytes : tables;
     uint64_t need = scale / IDLE_FLUSH_FRACTION;
     uint64_t floor = db->opts.memtable_bytes / IDLE_FLUSH_FRACTION; /* (tiny memtables) */
